@@ -1,0 +1,6 @@
+//! Route handlers, one module per resource.
+
+pub mod health;
+pub mod rules;
+pub mod status;
+pub mod suspensions;

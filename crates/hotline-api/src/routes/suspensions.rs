@@ -1,0 +1,266 @@
+//! Suspensions: report a loss or theft (operators), read one (operators,
+//! supervisors, clerks), release one at the counter (clerks).
+
+use anyhow::Context;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hotline_core::Decision;
+use hotline_core::rules::{tokyo_date, tokyo_rfc3339};
+use hotline_store::{
+    IdempotencyClaim, NewSuspension, Previous, Release, ReleaseOutcome, SavedResponse, SuspendOutcome,
+};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Authorized, Clerks, Operators, SuspensionReaders};
+use crate::body::JsonBody;
+use crate::fields::{Fields, short_text};
+use crate::problem::Problem;
+use crate::report::parse_report;
+use crate::wire::{SuspensionDetail, SuspensionReceipt};
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The Idempotency-Key header: required on every write, 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    let required = || {
+        Problem::new(StatusCode::BAD_REQUEST, "idempotency_key_required", "An Idempotency-Key header is required")
+            .detail("Send a unique Idempotency-Key (1 to 255 visible ASCII characters) and reuse it when retrying.")
+    };
+    let value = headers.get(IDEMPOTENCY_KEY).ok_or_else(required)?;
+    let key = value.to_str().map_err(|_| required())?.trim();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(required());
+    }
+    Ok(key.to_owned())
+}
+
+fn key_reused() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "This Idempotency-Key was used for a different request",
+    )
+    .detail("Use a new Idempotency-Key for a new request.")
+}
+
+/// Claims a key for a request: its keyed digest tells a retry from a reuse,
+/// without keeping the body (which holds the Individual Number).
+fn claim_for(state: &AppState, token_id: &str, key: String, route: &str, body: &Value) -> IdempotencyClaim {
+    // serde_json serialises objects with sorted keys, so equal JSON gives equal bytes.
+    let canonical = format!("{route}\n{body}");
+    IdempotencyClaim {
+        token_id: token_id.to_owned(),
+        key,
+        request_fingerprint: state.pii_key.digest("request", canonical.as_bytes()),
+    }
+}
+
+fn replay(saved: SavedResponse) -> Response {
+    let status = StatusCode::from_u16(saved.status_code).unwrap_or(StatusCode::OK);
+    let mut response = (status, saved.body).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    response
+}
+
+fn saved(status: StatusCode, body: &impl serde::Serialize) -> anyhow::Result<SavedResponse> {
+    Ok(SavedResponse { status_code: status.as_u16(), body: serde_json::to_string(body)? })
+}
+
+fn render_suspension(outcome: &SuspendOutcome) -> anyhow::Result<SavedResponse> {
+    match outcome {
+        SuspendOutcome::Created(view) => saved(StatusCode::CREATED, &SuspensionReceipt::new(view, "suspended")),
+        SuspendOutcome::AlreadySuspended(view) => {
+            saved(StatusCode::OK, &SuspensionReceipt::new(view, "already_suspended"))
+        }
+        other => anyhow::bail!("no answer is saved for {other:?}"),
+    }
+}
+
+fn outside_hours(decision: &Decision) -> Problem {
+    let mut problem = Problem::new(StatusCode::CONFLICT, "outside_reception_hours", "This report is not accepted at this hour")
+        .detail("Between 20:00 and 08:29 (Tokyo time) only lost or stolen smartphones with the certificates installed are accepted. Ask the caller to call back at the time given.")
+        .with("mode", json!(decision.mode.as_str()))
+        .with("rules_version", json!(decision.rules_version));
+    if let Some(next) = decision.next_accepted_at {
+        problem = problem.with("next_accepted_at", json!(tokyo_rfc3339(next)));
+    }
+    problem
+}
+
+/// Report a lost or stolen item and suspend what it covers.
+#[utoipa::path(
+    post, path = "/v1/suspensions", tag = "suspensions",
+    request_body(content = crate::openapi::SuspensionRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = String, Header, description = "Unique per report; reuse it when retrying")),
+    responses(
+        (status = 201, description = "Suspended", body = SuspensionReceipt),
+        (status = 200, description = "Everything was already suspended: the existing suspension", body = SuspensionReceipt),
+        (status = 400, description = "malformed_body, idempotency_key_required", content_type = "application/problem+json"),
+        (status = 404, description = "holder_not_found, card_not_found, device_not_found", content_type = "application/problem+json"),
+        (status = 409, description = "outside_reception_hours (with next_accepted_at), nothing_to_suspend", content_type = "application/problem+json"),
+        (status = 413, description = "body_too_large", content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed (with errors), idempotency_key_reused", content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Authorized<Operators>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    let now = state.clock.now();
+    let report = parse_report(&body, tokyo_date(now)).map_err(Problem::validation)?;
+    let claim = claim_for(&state, &caller.token.id, key, "POST /v1/suspensions", &body);
+    match state.store.previous_answer(&claim).await? {
+        Previous::Replay(saved) => return Ok(replay(saved)),
+        Previous::Reused => return Err(key_reused()),
+        Previous::None => {}
+    }
+    let decision = state.rules.decide(now, report.item).context("no reception rules are in force")?;
+    if !decision.accepted {
+        return Err(outside_hours(&decision));
+    }
+    let new = NewSuspension {
+        holder: report.individual_number.fingerprint(&state.pii_key),
+        date_of_birth: report.date_of_birth,
+        item: report.item,
+        cause: report.cause,
+        language: report.language,
+        call_id: report.call_id,
+        device_id: report.device_id,
+        police_report_number: report.police_report_number,
+        operator_token_id: caller.token.id.clone(),
+        decided_at: now,
+        rules_version: decision.rules_version.clone(),
+        mode: decision.mode,
+        idempotency: claim,
+    };
+    let outcome = state.store.suspend(&new, render_suspension).await?;
+    match &outcome {
+        SuspendOutcome::Created(view) => {
+            tracing::info!(suspension = %view.id, reference = %view.reference, item = %new.item, mode = new.mode.as_str(), "suspended");
+        }
+        SuspendOutcome::AlreadySuspended(view) => {
+            tracing::info!(suspension = %view.id, item = %new.item, "already suspended");
+        }
+        _ => {}
+    }
+    match outcome {
+        SuspendOutcome::Created(_) | SuspendOutcome::AlreadySuspended(_) => {
+            Ok(replay_fresh(render_suspension(&outcome)?))
+        }
+        SuspendOutcome::Replay(saved) => Ok(replay(saved)),
+        SuspendOutcome::KeyReused => Err(key_reused()),
+        SuspendOutcome::HolderNotFound => {
+            Err(Problem::not_found("holder_not_found", "No holder matches this Individual Number and date of birth")
+                .detail("Check both with the caller; for privacy the service does not say which one does not match."))
+        }
+        SuspendOutcome::CardNotFound => {
+            Err(Problem::not_found("card_not_found", "The holder has no card that can be suspended"))
+        }
+        SuspendOutcome::DeviceNotFound => {
+            Err(Problem::not_found("device_not_found", "The holder has no certificates on this device"))
+        }
+        SuspendOutcome::NothingToSuspend => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "nothing_to_suspend",
+            "Every certificate this report covers is revoked",
+        )),
+    }
+}
+
+/// The first answer, sent as it was saved (so a replay is byte-identical).
+fn replay_fresh(saved: SavedResponse) -> Response {
+    let mut response = replay(saved);
+    response.headers_mut().remove("idempotent-replayed");
+    response
+}
+
+/// Read a suspension.
+#[utoipa::path(
+    get, path = "/v1/suspensions/{id}", tag = "suspensions",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = SuspensionDetail),
+        (status = 404, description = "suspension_not_found", content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Authorized<SuspensionReaders>,
+    Path(id): Path<String>,
+) -> Result<Json<SuspensionDetail>, Problem> {
+    let view = state.store.suspension(&id).await?.ok_or_else(suspension_not_found)?;
+    Ok(Json(SuspensionDetail::from(&view)))
+}
+
+fn suspension_not_found() -> Problem {
+    Problem::not_found("suspension_not_found", "No suspension has this id")
+}
+
+/// Lift a suspension at the municipal counter.
+#[utoipa::path(
+    post, path = "/v1/suspensions/{id}/release", tag = "suspensions",
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
+    request_body(content = crate::openapi::ReleaseRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Released: user identification certificates good again, signature certificates revoked", body = SuspensionDetail),
+        (status = 404, description = "suspension_not_found", content_type = "application/problem+json"),
+        (status = 409, description = "already_released", content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, idempotency_key_reused", content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Authorized<Clerks>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    let mut errors = Vec::new();
+    let parsed = Fields::of(&body, "", &mut errors).and_then(|mut f| {
+        let verified_with = f.required("verified_with", short_text(200));
+        let note = f.optional("note", short_text(1000));
+        f.refuse_unknown();
+        Some((verified_with?, note?))
+    });
+    let (verified_with, note) = match parsed {
+        Some(p) if errors.is_empty() => p,
+        _ => return Err(Problem::validation(errors)),
+    };
+    let claim = claim_for(&state, &caller.token.id, key, &format!("POST /v1/suspensions/{id}/release"), &body);
+    let release = Release {
+        suspension_id: id,
+        clerk_token_id: caller.token.id.clone(),
+        verified_with,
+        note,
+        at: state.clock.now(),
+        idempotency: claim,
+    };
+    let render = |view: &hotline_store::SuspensionView| saved(StatusCode::OK, &SuspensionDetail::from(view));
+    match state.store.release(&release, render).await? {
+        ReleaseOutcome::Released(view) => {
+            tracing::info!(suspension = %view.id, "released");
+            Ok(replay_fresh(render(&view)?))
+        }
+        ReleaseOutcome::Replay(saved) => Ok(replay(saved)),
+        ReleaseOutcome::KeyReused => Err(key_reused()),
+        ReleaseOutcome::NotFound => Err(suspension_not_found()),
+        ReleaseOutcome::AlreadyReleased(view) => {
+            Err(Problem::new(StatusCode::CONFLICT, "already_released", "This suspension was already released")
+                .with("released_at", json!(view.released_at.map(tokyo_rfc3339))))
+        }
+    }
+}

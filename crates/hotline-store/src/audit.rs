@@ -1,0 +1,140 @@
+//! The append-only, hash-chained audit log.
+//!
+//! Appends lock the single `audit_head` row, so records get consecutive
+//! sequence numbers and each one chains to the one committed before it, even
+//! under concurrent transactions. The append is the last write of a
+//! transaction, to hold that lock as briefly as possible.
+
+use hotline_core::audit::{AuditFields, GENESIS, chain_hash};
+use sqlx::{Any, Row, Transaction};
+
+use crate::Store;
+use crate::rows::text;
+
+/// One record to append. `details` is JSON and must never hold personal data.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub details: String,
+}
+
+pub(crate) async fn append(tx: &mut Transaction<'static, Any>, entry: &AuditEntry<'_>) -> anyhow::Result<i64> {
+    // Incrementing the head both locks it and allocates the sequence number; the
+    // head still holds the previous record's hash.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev_hash = text(&head, "hash")?;
+    let fields = AuditFields {
+        seq,
+        at: entry.at,
+        actor: entry.actor,
+        action: entry.action,
+        subject: entry.subject,
+        details: &entry.details,
+    };
+    let hash = chain_hash(&prev_hash, &fields);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(entry.at)
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.subject)
+    .bind(&entry.details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
+    Ok(seq)
+}
+
+/// The first place where the chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditBreak {
+    /// The sequence number of the first bad or missing record.
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// The outcome of a verification: how many records were checked, and the first break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    pub records: i64,
+    pub first_break: Option<AuditBreak>,
+}
+
+const PAGE: i64 = 5_000;
+
+impl Store {
+    /// Walks the whole chain in order and recomputes every hash.
+    pub async fn verify_audit(&self) -> anyhow::Result<AuditReport> {
+        let mut expected_seq = 1i64;
+        let mut prev = GENESIS.to_owned();
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, at, actor, action, subject, details, prev_hash, hash
+                   FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(expected_seq)
+            .bind(PAGE)
+            .fetch_all(self.pool())
+            .await?;
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                let broken = |problem: String| {
+                    Ok(AuditReport {
+                        records: expected_seq - 1,
+                        first_break: Some(AuditBreak { seq: expected_seq, problem }),
+                    })
+                };
+                if seq != expected_seq {
+                    return broken(format!("record {expected_seq} is missing (the next record is {seq})"));
+                }
+                if text(row, "prev_hash")? != prev {
+                    return broken(format!("record {seq} does not chain to record {}", seq - 1));
+                }
+                let (at, actor, action, subject, details) = (
+                    text(row, "at")?,
+                    text(row, "actor")?,
+                    text(row, "action")?,
+                    text(row, "subject")?,
+                    text(row, "details")?,
+                );
+                let fields =
+                    AuditFields { seq, at: &at, actor: &actor, action: &action, subject: &subject, details: &details };
+                let hash = chain_hash(&prev, &fields);
+                if hash != text(row, "hash")? {
+                    return broken(format!("record {seq} was altered: its content does not match its hash"));
+                }
+                prev = hash;
+                expected_seq += 1;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+        let checked = expected_seq - 1;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        if head_seq != checked || text(&head, "hash")? != prev {
+            return Ok(AuditReport {
+                records: checked,
+                first_break: Some(AuditBreak {
+                    seq: checked + 1,
+                    problem: format!(
+                        "the chain ends at record {checked} but its head says {head_seq}: records were removed"
+                    ),
+                }),
+            });
+        }
+        Ok(AuditReport { records: checked, first_break: None })
+    }
+}

@@ -1,0 +1,49 @@
+//! Opening the pool: per-backend connection settings that make SQLite a safe
+//! embedded database (WAL, full fsync, foreign keys, a busy timeout).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
+
+use crate::{Backend, Store};
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite:…`); SQLite files are created if missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)
+            .with_context(|| "the database URL must start with postgres:// or sqlite: (the URL itself is not shown: it may hold a password)")?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let pool = match backend {
+            Backend::Postgres => options.max_connections(16).connect(url).await,
+            Backend::Sqlite => {
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // synchronous=FULL: a commit is on disk before the API answers 2xx (invariant 1).
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await
+                            .map(|_| ())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+            }
+        }
+        .with_context(|| format!("could not connect to the {} database", backend.as_str()))?;
+        Ok(Store { pool, backend })
+    }
+}

@@ -1,0 +1,123 @@
+//! The store: the only crate that knows SQL.
+//!
+//! One code path serves PostgreSQL (production) and SQLite (the embedded
+//! default) through `sqlx::Any`: the SQL is written once in the subset both
+//! understand, instants are RFC 3339 text, and the few differences (how a
+//! write transaction begins, the migration files) are chosen by [`Backend`].
+//! A suspension or a release is one transaction: registry changes, outbox
+//! events, the audit record and the idempotency record commit together.
+
+mod audit;
+mod connect;
+mod idempotency;
+mod migrate;
+mod outbox;
+mod registry;
+mod release;
+mod rows;
+mod status;
+mod suspend;
+pub mod synthetic;
+mod tokens;
+mod views;
+
+use sqlx::AnyPool;
+
+pub use audit::{AuditBreak, AuditEntry, AuditReport};
+pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
+pub use registry::{NewCertificate, NewHolder, NewSmartphone};
+pub use release::{Release, ReleaseOutcome};
+pub use rows::{format_instant, parse_instant};
+pub use status::{CertificateStatusRecord, StatusLookup};
+pub use suspend::{NewSuspension, SuspendOutcome};
+pub use tokens::{TokenRecord, hash_secret};
+pub use views::{CertificateView, SuspensionState, SuspensionView};
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// Chooses the backend from a database URL's scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for the rare caller (tests, tools) that needs raw SQL.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Begins a transaction that will write.
+    ///
+    /// SQLite upgrades a deferred transaction's read lock to a write lock only
+    /// if no other writer got there first, and otherwise fails at once with
+    /// "database is locked"; `BEGIN IMMEDIATE` takes the write lock up front so
+    /// concurrent writers wait (up to the busy timeout) instead of failing.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        }
+    }
+
+    /// Row counts of every table, for tests that prove a refused request stored nothing
+    /// and for operators who want a quick look.
+    pub async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
+        let mut counts = Vec::with_capacity(TABLES.len());
+        for table in TABLES {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?;
+            counts.push((*table, n));
+        }
+        Ok(counts)
+    }
+}
+
+/// Every table the migrations create.
+pub const TABLES: &[&str] = &[
+    "issuers",
+    "holders",
+    "cards",
+    "api_tokens",
+    "suspensions",
+    "certificates",
+    "suspension_certificates",
+    "outbox",
+    "idempotency",
+    "audit_log",
+    "audit_head",
+];

@@ -1,0 +1,68 @@
+//! Schema migrations, embedded in the binary so that a deployment needs no
+//! files beside it. Each applied migration is recorded with a checksum; a
+//! migration edited after it was applied is refused rather than ignored.
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+
+use crate::{Backend, Store};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "registry_and_suspensions",
+    postgres: include_str!("../../../migrations/postgres/0001_registry_and_suspensions.sql"),
+    sqlite: include_str!("../../../migrations/sqlite/0001_registry_and_suspensions.sql"),
+}];
+
+impl Store {
+    /// Applies every migration not yet applied, each in its own transaction.
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(self.pool())
+        .await
+        .context("could not create schema_migrations")?;
+        let mut applied = 0;
+        for m in MIGRATIONS {
+            let sql = match self.backend() {
+                Backend::Postgres => m.postgres,
+                Backend::Sqlite => m.sqlite,
+            };
+            let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+            let mut tx = self.begin_write().await?;
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match existing {
+                Some(c) if c == checksum => continue,
+                Some(_) => bail!("migration {} ({}) was changed after it was applied", m.version, m.name),
+                None => {}
+            }
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("migration {} ({}) failed", m.version, m.name))?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(&checksum)
+                .bind(crate::format_instant(chrono::Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+}

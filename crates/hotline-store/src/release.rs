@@ -1,0 +1,136 @@
+//! Lifting a suspension at the municipal counter: the user identification
+//! certificates are taken off hold (removeFromCRL), the signature certificates
+//! are revoked for good (they must be re-issued), and the card is active again.
+//! One transaction, audited and outboxed like a suspension.
+
+use chrono::{DateTime, Utc};
+use hotline_core::CertificateKind;
+use sqlx::Row;
+
+use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
+use crate::outbox::{self, CaAction, ChangedCertificate};
+use crate::rows::{text, word};
+use crate::{AuditEntry, Store, SuspensionState, SuspensionView, audit, format_instant, views};
+
+/// A clerk's release of one suspension.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub suspension_id: String,
+    pub clerk_token_id: String,
+    /// The identity document the clerk checked, as the clerk names it.
+    pub verified_with: String,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+    pub idempotency: IdempotencyClaim,
+}
+
+/// How a release request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Released(SuspensionView),
+    Replay(SavedResponse),
+    KeyReused,
+    NotFound,
+    /// Released before (under another key): nothing changes.
+    AlreadyReleased(SuspensionView),
+}
+
+impl Store {
+    /// Runs the release transaction; `render` gives the answer saved for replay.
+    pub async fn release<F>(&self, release: &Release, render: F) -> anyhow::Result<ReleaseOutcome>
+    where
+        F: FnOnce(&SuspensionView) -> anyhow::Result<SavedResponse>,
+    {
+        let now = format_instant(release.at);
+        let mut tx = self.begin_write().await?;
+        match idempotency::claim(&mut tx, &release.idempotency, &now).await? {
+            Claimed::Fresh => {}
+            Claimed::Replay(saved) => return Ok(ReleaseOutcome::Replay(saved)),
+            Claimed::Reused => return Ok(ReleaseOutcome::KeyReused),
+        }
+        let updated = sqlx::query(
+            "UPDATE suspensions SET status = 'released', released_at = $1, released_by_token_id = $2,
+                    verified_with = $3, release_note = $4
+              WHERE id = $5 AND status = 'suspended'",
+        )
+        .bind(&now)
+        .bind(&release.clerk_token_id)
+        .bind(&release.verified_with)
+        .bind(release.note.clone())
+        .bind(&release.suspension_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(match views::load(&mut *tx, &release.suspension_id).await? {
+                Some(view) if view.state == SuspensionState::Released => ReleaseOutcome::AlreadyReleased(view),
+                _ => ReleaseOutcome::NotFound,
+            });
+        }
+
+        let held = sqlx::query(
+            "SELECT c.id, c.issuer, c.serial, c.kind, c.card_id FROM certificates c
+               JOIN suspension_certificates sc ON sc.certificate_id = c.id
+              WHERE sc.suspension_id = $1 AND c.suspension_id = $1 AND c.status = 'suspended'
+              ORDER BY c.id",
+        )
+        .bind(&release.suspension_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changes = Vec::with_capacity(held.len());
+        let mut cards = Vec::new();
+        for row in &held {
+            let cert = ChangedCertificate {
+                id: row.try_get("id")?,
+                issuer: text(row, "issuer")?,
+                serial: text(row, "serial")?,
+            };
+            let (status, action) = match word::<CertificateKind>(row, "kind")? {
+                CertificateKind::UserIdentification => ("good", CaAction::Release),
+                CertificateKind::Signature => ("revoked", CaAction::Revoke),
+            };
+            let reason = (action == CaAction::Revoke).then_some(action.reason());
+            sqlx::query(
+                "UPDATE certificates SET status = $1, reason = $2, since = $3, suspension_id = NULL WHERE id = $4",
+            )
+            .bind(status)
+            .bind(reason)
+            .bind(&now)
+            .bind(cert.id)
+            .execute(&mut *tx)
+            .await?;
+            outbox::enqueue(&mut tx, &cert, action, &release.suspension_id, &now).await?;
+            if let Some(card_id) = row.try_get::<Option<i64>, _>("card_id")? {
+                cards.push(card_id);
+            }
+            changes.push(serde_json::json!({"issuer": cert.issuer, "serial": cert.serial, "status": status}));
+        }
+        cards.dedup();
+        for card_id in cards {
+            sqlx::query("UPDATE cards SET status = 'active', status_since = $1 WHERE id = $2 AND status = 'suspended'")
+                .bind(&now)
+                .bind(card_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let details = serde_json::json!({
+            "verified_with": release.verified_with,
+            "note": release.note,
+            "certificates": changes,
+        });
+        let entry = AuditEntry {
+            at: &now,
+            actor: &release.clerk_token_id,
+            action: "suspension.released",
+            subject: &release.suspension_id,
+            details: details.to_string(),
+        };
+        audit::append(&mut tx, &entry).await?;
+        let view = views::load(&mut *tx, &release.suspension_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("suspension {} vanished", release.suspension_id))?;
+        idempotency::save(&mut tx, &release.idempotency, &render(&view)?).await?;
+        tx.commit().await?;
+        Ok(ReleaseOutcome::Released(view))
+    }
+}

@@ -1,0 +1,44 @@
+//! Column helpers: instants as fixed-width RFC 3339 UTC text, and closed
+//! vocabularies read back through their parsers so a bad row is an error, not a guess.
+
+use std::str::FromStr;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// An instant as stored: `2026-11-22T05:20:41.123456Z` (text order is time order).
+pub fn format_instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_instant(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("stored instant {s:?} is not RFC 3339"))
+}
+
+pub(crate) fn text(row: &AnyRow, col: &str) -> anyhow::Result<String> {
+    row.try_get::<String, _>(col).with_context(|| format!("column {col}"))
+}
+
+pub(crate) fn opt_text(row: &AnyRow, col: &str) -> anyhow::Result<Option<String>> {
+    row.try_get::<Option<String>, _>(col).with_context(|| format!("column {col}"))
+}
+
+pub(crate) fn instant(row: &AnyRow, col: &str) -> anyhow::Result<DateTime<Utc>> {
+    parse_instant(&text(row, col)?)
+}
+
+pub(crate) fn opt_instant(row: &AnyRow, col: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    opt_text(row, col)?.as_deref().map(parse_instant).transpose()
+}
+
+pub(crate) fn word<W: FromStr>(row: &AnyRow, col: &str) -> anyhow::Result<W>
+where
+    W::Err: std::fmt::Display,
+{
+    let s = text(row, col)?;
+    s.parse::<W>().map_err(|e| anyhow!("column {col}: {e}"))
+}

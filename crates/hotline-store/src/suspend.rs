@@ -1,0 +1,283 @@
+//! The suspension transaction: claim the idempotency key, find the holder and
+//! what the report covers, hold every certificate still good, and record the
+//! suspension, its outbox events, its audit record and the answer to replay,
+//! all in one commit (invariants 1, 2 and 6).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hotline_core::{CallId, Cause, DeviceId, HolderFingerprint, Item, Language, Mode};
+use rand::RngCore;
+use sqlx::{Any, Row, Transaction};
+
+use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
+use crate::outbox::{self, CaAction, ChangedCertificate};
+use crate::rows::{opt_text, text};
+use crate::{AuditEntry, Store, SuspensionView, audit, format_instant, views};
+
+/// A report the rules accepted, with everything the transaction records.
+#[derive(Debug, Clone)]
+pub struct NewSuspension {
+    pub holder: HolderFingerprint,
+    pub date_of_birth: NaiveDate,
+    pub item: Item,
+    pub cause: Cause,
+    pub language: Language,
+    pub call_id: CallId,
+    pub device_id: Option<DeviceId>,
+    pub police_report_number: Option<String>,
+    pub operator_token_id: String,
+    pub decided_at: DateTime<Utc>,
+    pub rules_version: String,
+    pub mode: Mode,
+    pub idempotency: IdempotencyClaim,
+}
+
+/// How a suspension request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuspendOutcome {
+    /// New suspension committed.
+    Created(SuspensionView),
+    /// Everything the report covers was already held, by this suspension.
+    AlreadySuspended(SuspensionView),
+    /// The same request was answered before: its first answer.
+    Replay(SavedResponse),
+    /// The key was used before for a different request.
+    KeyReused,
+    /// No holder has this number and date of birth.
+    HolderNotFound,
+    /// The holder has no card that is not revoked.
+    CardNotFound,
+    /// The holder has no certificates on this device.
+    DeviceNotFound,
+    /// Every certificate the report covers is revoked: nothing can be held.
+    NothingToSuspend,
+}
+
+struct Target {
+    id: i64,
+}
+
+impl Store {
+    /// Runs the suspension transaction. `render` turns a `Created` or
+    /// `AlreadySuspended` outcome into the answer saved for replay.
+    pub async fn suspend<F>(&self, new: &NewSuspension, render: F) -> anyhow::Result<SuspendOutcome>
+    where
+        F: FnOnce(&SuspendOutcome) -> anyhow::Result<SavedResponse>,
+    {
+        let now = format_instant(new.decided_at);
+        let mut tx = self.begin_write().await?;
+        match idempotency::claim(&mut tx, &new.idempotency, &now).await? {
+            Claimed::Fresh => {}
+            Claimed::Replay(saved) => return Ok(SuspendOutcome::Replay(saved)),
+            Claimed::Reused => return Ok(SuspendOutcome::KeyReused),
+        }
+        let Some(holder_id) = find_holder(&mut tx, &new.holder, new.date_of_birth).await? else {
+            return Ok(SuspendOutcome::HolderNotFound);
+        };
+        let (card_id, targets) = if new.item.suspends_card() {
+            let Some(card_id) = active_card(&mut tx, holder_id).await? else {
+                return Ok(SuspendOutcome::CardNotFound);
+            };
+            (Some(card_id), certificates_where(&mut tx, "card_id = $1", card_id, None).await?)
+        } else {
+            let device = new.device_id.as_ref().map(|d| d.as_str().to_owned());
+            let targets = certificates_where(
+                &mut tx,
+                "holder_id = $1 AND medium = 'smartphone' AND device_id = $2",
+                holder_id,
+                device,
+            )
+            .await?;
+            if targets.is_empty() {
+                return Ok(SuspendOutcome::DeviceNotFound);
+            }
+            (None, targets)
+        };
+
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut held = Vec::with_capacity(targets.len());
+        for t in &targets {
+            // Conditional: a concurrent report that held this certificate first wins,
+            // and this one sees zero rows instead of holding it twice.
+            let row = sqlx::query(
+                "UPDATE certificates SET status = 'suspended', reason = $1, since = $2, suspension_id = $3
+                  WHERE id = $4 AND status = 'good' RETURNING issuer, serial",
+            )
+            .bind(CaAction::Hold.reason())
+            .bind(&now)
+            .bind(&id)
+            .bind(t.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                held.push(ChangedCertificate {
+                    id: t.id,
+                    issuer: text(&row, "issuer")?,
+                    serial: text(&row, "serial")?,
+                });
+            }
+        }
+        let card_held = match card_id {
+            Some(card_id) => {
+                sqlx::query(
+                    "UPDATE cards SET status = 'suspended', status_since = $1 WHERE id = $2 AND status = 'active'",
+                )
+                .bind(&now)
+                .bind(card_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            None => false,
+        };
+
+        let outcome = if held.is_empty() && !card_held {
+            let Some(existing) = current_suspension(&mut tx, &targets).await? else {
+                return Ok(SuspendOutcome::NothingToSuspend);
+            };
+            let view = views::load(&mut *tx, &existing)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("suspension {existing} vanished"))?;
+            SuspendOutcome::AlreadySuspended(view)
+        } else {
+            self.record_suspension(&mut tx, new, &id, holder_id, &held, &now).await?;
+            let view = views::load(&mut *tx, &id).await?.ok_or_else(|| anyhow::anyhow!("suspension {id} vanished"))?;
+            SuspendOutcome::Created(view)
+        };
+        idempotency::save(&mut tx, &new.idempotency, &render(&outcome)?).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn record_suspension(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        new: &NewSuspension,
+        id: &str,
+        holder_id: i64,
+        held: &[ChangedCertificate],
+        now: &str,
+    ) -> anyhow::Result<()> {
+        let reference = fresh_reference(tx).await?;
+        sqlx::query(
+            "INSERT INTO suspensions (id, reference, holder_id, item, cause, language, call_id, device_id,
+                 police_report_number, operator_token_id, rules_version, mode, decided_at, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'suspended')",
+        )
+        .bind(id)
+        .bind(&reference)
+        .bind(holder_id)
+        .bind(new.item.as_str())
+        .bind(new.cause.as_str())
+        .bind(new.language.as_str())
+        .bind(new.call_id.as_str())
+        .bind(new.device_id.as_ref().map(|d| d.as_str().to_owned()))
+        .bind(new.police_report_number.clone())
+        .bind(&new.operator_token_id)
+        .bind(&new.rules_version)
+        .bind(new.mode.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        for cert in held {
+            sqlx::query("INSERT INTO suspension_certificates (suspension_id, certificate_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(cert.id)
+                .execute(&mut **tx)
+                .await?;
+            outbox::enqueue(tx, cert, CaAction::Hold, id, now).await?;
+        }
+        let details = serde_json::json!({
+            "reference": reference,
+            "holder_id": holder_id,
+            "item": new.item.as_str(),
+            "cause": new.cause.as_str(),
+            "language": new.language.as_str(),
+            "call_id": new.call_id.as_str(),
+            "rules_version": new.rules_version,
+            "mode": new.mode.as_str(),
+            "certificates": held.iter().map(|c| serde_json::json!({"issuer": c.issuer, "serial": c.serial})).collect::<Vec<_>>(),
+        });
+        let entry = AuditEntry {
+            at: now,
+            actor: &new.operator_token_id,
+            action: "suspension.created",
+            subject: id,
+            details: details.to_string(),
+        };
+        audit::append(tx, &entry).await?;
+        Ok(())
+    }
+}
+
+pub(crate) async fn find_holder(
+    tx: &mut Transaction<'static, Any>,
+    holder: &HolderFingerprint,
+    date_of_birth: NaiveDate,
+) -> anyhow::Result<Option<i64>> {
+    // Number and date of birth are matched together, so a caller never learns which one was wrong.
+    let id = sqlx::query_scalar("SELECT id FROM holders WHERE number_hmac = $1 AND date_of_birth = $2")
+        .bind(holder.as_str())
+        .bind(date_of_birth.format("%Y-%m-%d").to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyhow::Result<Option<i64>> {
+    let id = sqlx::query_scalar(
+        "SELECT id FROM cards WHERE holder_id = $1 AND status <> 'revoked' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(holder_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+async fn certificates_where(
+    tx: &mut Transaction<'static, Any>,
+    condition: &'static str,
+    key: i64,
+    device: Option<String>,
+) -> anyhow::Result<Vec<Target>> {
+    let sql = format!("SELECT id FROM certificates WHERE {condition} ORDER BY id");
+    let mut query = sqlx::query(&sql).bind(key);
+    if let Some(device) = device {
+        query = query.bind(device);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter().map(|r| Ok(Target { id: r.try_get("id")? })).collect()
+}
+
+/// The suspension holding any of these certificates now (read after the
+/// conditional updates, so it sees a concurrent suspension that committed first).
+async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[Target]) -> anyhow::Result<Option<String>> {
+    for t in targets {
+        let row = sqlx::query("SELECT suspension_id FROM certificates WHERE id = $1 AND status = 'suspended'")
+            .bind(t.id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(sid) = row.map(|r| opt_text(&r, "suspension_id")).transpose()?.flatten() {
+            return Ok(Some(sid));
+        }
+    }
+    Ok(None)
+}
+
+/// A reference no other suspension has. Collisions of 40 random bits are rare
+/// but not negligible over a national registry's lifetime, so they are retried.
+async fn fresh_reference(tx: &mut Transaction<'static, Any>) -> anyhow::Result<String> {
+    for _ in 0..8 {
+        let mut bytes = [0u8; 5];
+        rand::rng().fill_bytes(&mut bytes);
+        let candidate = hotline_core::Reference::from_random(bytes).to_string();
+        let taken: Option<String> = sqlx::query_scalar("SELECT reference FROM suspensions WHERE reference = $1")
+            .bind(&candidate)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if taken.is_none() {
+            return Ok(candidate);
+        }
+    }
+    anyhow::bail!("could not find a free reference in 8 draws")
+}

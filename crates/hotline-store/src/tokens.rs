@@ -1,0 +1,57 @@
+//! API tokens: a random secret shown once, stored only as its SHA-256.
+//! A plain hash suffices because the secret has 256 random bits.
+
+use hotline_core::Role;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::Store;
+use crate::rows::{text, word};
+
+/// A token as the API sees it after authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// The stored form of a secret.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl Store {
+    /// Creates a token; returns its record and the secret, which is not kept.
+    pub async fn create_token(&self, role: Role, name: &str) -> anyhow::Result<(TokenRecord, String)> {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = format!("hl_{}", hex::encode(bytes));
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query("INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(name)
+            .bind(role.as_str())
+            .bind(hash_secret(&secret))
+            .bind(crate::format_instant(chrono::Utc::now()))
+            .execute(self.pool())
+            .await?;
+        Ok((TokenRecord { id, name: name.to_owned(), role }, secret))
+    }
+
+    /// The live token whose secret this is.
+    pub async fn find_token(&self, secret: &str) -> anyhow::Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT id, name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash_secret(secret))
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok(TokenRecord { id: text(&r, "id")?, name: text(&r, "name")?, role: word(&r, "role")? }))
+            .transpose()
+    }
+
+    /// Whether any token exists (the embedded default seeds on first start only).
+    pub async fn has_tokens(&self) -> anyhow::Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(self.pool()).await?;
+        Ok(n > 0)
+    }
+}

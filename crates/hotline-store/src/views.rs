@@ -1,0 +1,121 @@
+//! What the store answers about a suspension: one read model, loaded by one
+//! query, used by the API for its responses and by the transactions for the
+//! answers they save for idempotent replay.
+
+use chrono::{DateTime, Utc};
+use hotline_core::{Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode};
+use sqlx::{Any, Executor};
+
+use crate::rows::{instant, opt_instant, opt_text, text, word};
+
+/// Whether a suspension still holds its certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspensionState {
+    Suspended,
+    Released,
+}
+
+impl SuspensionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuspensionState::Suspended => "suspended",
+            SuspensionState::Released => "released",
+        }
+    }
+}
+
+/// One certificate covered by a suspension, with its status now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateView {
+    pub issuer: String,
+    pub serial: String,
+    pub kind: CertificateKind,
+    pub medium: Medium,
+    pub status: CertificateStatus,
+}
+
+/// A suspension as operators and clerks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspensionView {
+    pub id: String,
+    pub reference: String,
+    pub state: SuspensionState,
+    pub item: Item,
+    pub cause: Cause,
+    pub language: Language,
+    pub call_id: String,
+    pub device_id: Option<String>,
+    pub police_report_number: Option<String>,
+    pub decided_at: DateTime<Utc>,
+    pub rules_version: String,
+    pub mode: Mode,
+    pub ca_sync: String,
+    pub released_at: Option<DateTime<Utc>>,
+    pub verified_with: Option<String>,
+    pub certificates: Vec<CertificateView>,
+}
+
+const VIEW_QUERY: &str = "
+    SELECT s.id, s.reference, s.status, s.item, s.cause, s.language, s.call_id, s.device_id,
+           s.police_report_number, s.decided_at, s.rules_version, s.mode, s.ca_sync,
+           s.released_at, s.verified_with,
+           c.issuer, c.serial, c.kind, c.medium, c.status AS cert_status
+      FROM suspensions s
+      LEFT JOIN suspension_certificates sc ON sc.suspension_id = s.id
+      LEFT JOIN certificates c ON c.id = sc.certificate_id
+     WHERE s.id = $1
+     ORDER BY c.medium, c.kind, c.issuer, c.serial";
+
+/// Loads a suspension and its certificates, or `None` if there is no such id.
+pub(crate) async fn load<'c, E>(executor: E, id: &str) -> anyhow::Result<Option<SuspensionView>>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let rows = sqlx::query(VIEW_QUERY).bind(id).fetch_all(executor).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let state = match text(first, "status")?.as_str() {
+        "released" => SuspensionState::Released,
+        _ => SuspensionState::Suspended,
+    };
+    let mode = match text(first, "mode")?.as_str() {
+        "night" => Mode::Night,
+        _ => Mode::Day,
+    };
+    let mut certificates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(issuer) = opt_text(row, "issuer")? {
+            certificates.push(CertificateView {
+                issuer,
+                serial: text(row, "serial")?,
+                kind: word(row, "kind")?,
+                medium: word(row, "medium")?,
+                status: word(row, "cert_status")?,
+            });
+        }
+    }
+    Ok(Some(SuspensionView {
+        id: text(first, "id")?,
+        reference: text(first, "reference")?,
+        state,
+        item: word(first, "item")?,
+        cause: word(first, "cause")?,
+        language: word(first, "language")?,
+        call_id: text(first, "call_id")?,
+        device_id: opt_text(first, "device_id")?,
+        police_report_number: opt_text(first, "police_report_number")?,
+        decided_at: instant(first, "decided_at")?,
+        rules_version: text(first, "rules_version")?,
+        mode,
+        ca_sync: text(first, "ca_sync")?,
+        released_at: opt_instant(first, "released_at")?,
+        verified_with: opt_text(first, "verified_with")?,
+        certificates,
+    }))
+}
+
+impl crate::Store {
+    /// A suspension by id.
+    pub async fn suspension(&self, id: &str) -> anyhow::Result<Option<SuspensionView>> {
+        load(self.pool(), id).await
+    }
+}

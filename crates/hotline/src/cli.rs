@@ -1,0 +1,82 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hotline_core::Role;
+
+/// Loss-and-theft suspension hotline for Individual Number Cards and their JPKI certificates.
+///
+/// Configuration: built-in defaults, then `hotline.toml` (or --config), then HOTLINE_* environment variables.
+#[derive(Debug, Parser)]
+#[command(name = "hotline", version)]
+pub struct Cli {
+    /// Configuration file (TOML); a missing default file is fine.
+    #[arg(long, global = true, env = "HOTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log line format (logs go to standard error).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json, env = "HOTLINE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API. With no database configured: the embedded default (SQLite
+    /// in the data directory, demo registry and tokens on first start).
+    Serve {
+        /// Address to listen on (overrides HOTLINE_LISTEN; default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Load a synthetic registry of holders with cards, smartphones and certificates.
+    Seed {
+        /// How many holders to add.
+        #[arg(long)]
+        holders: usize,
+        /// Write the generated holders (numbers in clear) to this JSON file, to try the API with.
+        #[arg(long)]
+        samples: Option<PathBuf>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; the secret is printed alone on the last line.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain: exit 0 with the count when intact, 2 naming the first bad record.
+    Verify,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse::<Role>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,123 @@
+//! Configuration: built-in defaults, then a TOML file, then `HOTLINE_*`
+//! environment variables; validated at start-up with a clear message.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use hotline_core::{PiiKey, RuleBook};
+use hotline_store::{Backend, Store};
+use serde::{Deserialize, Serialize};
+
+/// Where the embedded default keeps its database and key, relative to the working directory.
+const DEFAULT_DATA_DIR: &str = "hotline-data";
+const DEFAULT_CONFIG_FILE: &str = "hotline.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// `postgres://…` or `sqlite:…`; absent means the embedded default.
+    pub database_url: Option<String>,
+    pub listen: SocketAddr,
+    /// Hex, at least 32 bytes. Required with PostgreSQL; generated in the data directory otherwise.
+    pub pii_key: Option<String>,
+    pub data_dir: PathBuf,
+    /// A reception-rule file replacing the built-in rules.
+    pub rules_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            pii_key: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            rules_file: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let toml = match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("configuration file {} does not exist", path.display());
+                }
+                Toml::file(path)
+            }
+            None => Toml::file(DEFAULT_CONFIG_FILE),
+        };
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(toml)
+            .merge(Env::prefixed("HOTLINE_").only(&["database_url", "listen", "pii_key", "data_dir", "rules_file"]))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    /// True when no database is configured: SQLite in the data directory, demo data on first start.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("could not create the data directory {}", self.data_dir.display()))?;
+                Ok(format!("sqlite://{}", self.data_dir.join("hotline.db").display()))
+            }
+        }
+    }
+
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        Store::connect(&self.database_url()?).await
+    }
+
+    /// The PII key: configured, or (for SQLite only) generated once and kept in the data directory.
+    pub fn pii_key(&self, backend: Backend) -> anyhow::Result<PiiKey> {
+        if let Some(hex) = &self.pii_key {
+            return PiiKey::from_hex(hex).context("HOTLINE_PII_KEY is invalid");
+        }
+        if backend == Backend::Postgres {
+            bail!("HOTLINE_PII_KEY is required with PostgreSQL (64 or more hex digits; e.g. `openssl rand -hex 32`)");
+        }
+        let path = self.data_dir.join("pii.key");
+        if !path.exists() {
+            std::fs::create_dir_all(&self.data_dir)?;
+            let key: [u8; 32] = rand::random();
+            write_secret(&path, &hex::encode(key))?;
+            tracing::info!(path = %path.display(), "generated a PII key for the embedded database");
+        }
+        let hex = std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
+        PiiKey::from_hex(&hex).with_context(|| format!("{} does not hold a valid key", path.display()))
+    }
+
+    /// The reception rules: the configured file, or the built-in rules.
+    pub fn rules(&self) -> anyhow::Result<RuleBook> {
+        match &self.rules_file {
+            None => RuleBook::builtin().context("the built-in rules are invalid"),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read rule file {}", path.display()))?;
+                RuleBook::from_toml(&text).with_context(|| format!("rule file {} refused", path.display()))
+            }
+        }
+    }
+}
+
+/// Writes a secret readable by its owner only.
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("could not create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

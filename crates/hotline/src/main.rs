@@ -1,0 +1,76 @@
+//! `hotline`: the one binary. It parses the command line and configuration,
+//! sets up logging, wires the crates together, and holds no domain logic.
+
+mod cli;
+mod config;
+mod demo;
+mod seed;
+mod serve;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{AuditCommand, Cli, Command, TokenCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fatal");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { listen } => serve::run(config, listen).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate => {
+            let store = config.open_store().await?;
+            let applied = store.migrate().await?;
+            println!("migrations applied: {applied}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Seed { holders, samples } => {
+            seed::run(&config, holders, samples.as_deref()).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Token { command: TokenCommand::Create { role, name } } => {
+            let store = config.open_store().await?;
+            store.migrate().await?;
+            let (record, secret) = store.create_token(role, &name).await?;
+            println!("created {} token {:?} (id {}); it is shown once:", record.role, record.name, record.id);
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let store = config.open_store().await?;
+            let report = store.verify_audit().await?;
+            match report.first_break {
+                None => {
+                    println!("audit chain intact: {} records", report.records);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(b) => {
+                    println!(
+                        "audit chain BROKEN at record {}: {} ({} records verified before it)",
+                        b.seq, b.problem, report.records
+                    );
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
+}

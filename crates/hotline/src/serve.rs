@@ -1,0 +1,82 @@
+//! `hotline serve`: open the store, migrate, (embedded, first start) seed the
+//! demo, and serve the API until SIGTERM or Ctrl-C, letting in-flight
+//! requests finish within a deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hotline_api::{AppState, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::demo;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+
+pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let rules = Arc::new(config.rules()?);
+    let store = config.open_store().await?;
+    store.migrate().await?;
+    let pii_key = config.pii_key(store.backend())?;
+    let listen = listen.unwrap_or(config.listen);
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("could not listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+
+    let first_embedded_start = config.is_embedded() && !store.has_tokens().await?;
+    let demo = if first_embedded_start { Some(demo::seed(&store, &pii_key).await?) } else { None };
+    let rules_version = rules.snapshot(chrono::Utc::now()).map(|s| s.rules_version).unwrap_or_default();
+    tracing::info!(%addr, backend = store.backend().as_str(), embedded = config.is_embedded(), rules_version, "listening");
+    if config.is_embedded() {
+        tracing::info!(data_dir = %config.data_dir.display(), "embedded default: SQLite in the data directory");
+    }
+    if let Some(demo) = &demo {
+        demo.print(addr, &rules, chrono::Utc::now());
+    }
+
+    let state = AppState { store, rules, clock: Arc::new(SystemClock), pii_key };
+    let stop = Arc::new(Notify::new());
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move { hotline_api::serve(listener, state, async move { stop.notified().await }).await })
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        finished = &mut server => return finished.context("server task failed")?.context("server failed"),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!(deadline_s = DRAIN_DEADLINE.as_secs(), "shutting down: finishing in-flight requests");
+    stop.notify_one();
+    match tokio::time::timeout(DRAIN_DEADLINE, server).await {
+        Ok(finished) => finished.context("server task failed")?.context("server failed")?,
+        Err(_) => tracing::warn!("in-flight requests did not finish before the deadline; exiting anyway"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
