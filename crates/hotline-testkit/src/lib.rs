@@ -1,1 +1,38 @@
-//! placeholder
+//! Test support shared by the store's contract suite and the end-to-end tests:
+//! a fresh database per test on real PostgreSQL or SQLite, the API on a real
+//! listener on port 0 with a clock the test controls, a seeded synthetic
+//! registry and one token per role.
+//!
+//! PostgreSQL is reached through `HOTLINE_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test creates its own
+//! database there and drops it when done. There is no mock anywhere.
+
+mod app;
+mod db;
+
+pub use app::{TestApp, day_instant, jst, night_instant};
+pub use db::{TestDb, pg_admin_url};
+pub use hotline_store::Backend;
+
+/// Runs each named `async fn(Backend)` once against PostgreSQL and once against SQLite.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )+
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )+
+        }
+    };
+}

@@ -1,0 +1,367 @@
+//! The store's contract: the same behaviour on PostgreSQL and SQLite, proven
+//! by running every test here against both.
+
+use chrono::{Duration, NaiveDate};
+use hotline_core::{CallId, Cause, CertificateStatus, DeviceId, IssuerId, Item, Language, Mode, PiiKey, Role, Serial};
+use hotline_store::synthetic::{Generator, SampleHolder};
+use hotline_store::{
+    Backend, IdempotencyClaim, NewSuspension, Release, ReleaseOutcome, SavedResponse, StatusLookup, Store,
+    SuspendOutcome,
+};
+use hotline_testkit::{TestDb, both_backends, day_instant};
+use rand::SeedableRng;
+
+struct Fixture {
+    store: Store,
+    key: PiiKey,
+    holders: Vec<SampleHolder>,
+    operator: String,
+    clerk: String,
+    _db: TestDb,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let key = PiiKey::from_bytes(vec![9; 32]).unwrap();
+    let mut generator = Generator::new(rand::rngs::StdRng::seed_from_u64(1));
+    let mut holders: Vec<SampleHolder> = (0..12).map(|_| generator.holder()).collect();
+    holders.sort_by_key(|h| h.smartphones.is_empty());
+    assert!(!holders[0].smartphones.is_empty());
+    let rows: Vec<_> = holders.iter().map(|h| h.to_new_holder(&key)).collect();
+    assert_eq!(store.insert_holders(&rows, day_instant()).await.unwrap(), 12);
+    let operator = store.create_token(Role::Operator, "op").await.unwrap().0.id;
+    let clerk = store.create_token(Role::Clerk, "clerk").await.unwrap().0.id;
+    Fixture { store, key, holders, operator, clerk, _db: db }
+}
+
+fn render(outcome: &SuspendOutcome) -> anyhow::Result<SavedResponse> {
+    let (code, view) = match outcome {
+        SuspendOutcome::Created(v) => (201, v),
+        SuspendOutcome::AlreadySuspended(v) => (200, v),
+        other => anyhow::bail!("unexpected {other:?}"),
+    };
+    Ok(SavedResponse { status_code: code, body: view.reference.clone() })
+}
+
+impl Fixture {
+    fn report(&self, holder: usize, item: Item, key: &str) -> NewSuspension {
+        let h = &self.holders[holder];
+        NewSuspension {
+            holder: h.individual_number.fingerprint(&self.key),
+            date_of_birth: h.date_of_birth,
+            item,
+            cause: Cause::Theft,
+            language: Language::Ja,
+            call_id: CallId::parse("call-7").unwrap(),
+            device_id: (item == Item::Smartphone).then(|| h.smartphones[0].device_id.clone()),
+            police_report_number: None,
+            operator_token_id: self.operator.clone(),
+            decided_at: day_instant(),
+            rules_version: "jpki-2023-05".into(),
+            mode: Mode::Day,
+            idempotency: IdempotencyClaim {
+                token_id: self.operator.clone(),
+                key: key.into(),
+                request_fingerprint: format!("fp-{holder}-{item}"),
+            },
+        }
+    }
+
+    async fn suspend(&self, new: &NewSuspension) -> SuspendOutcome {
+        self.store.suspend(new, render).await.unwrap()
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        self.store.table_counts().await.unwrap().into_iter().find(|(t, _)| *t == table).unwrap().1
+    }
+
+    async fn status(&self, issuer: &str, serial: &Serial) -> CertificateStatus {
+        match self.store.certificate_status(&IssuerId::parse(issuer).unwrap(), serial).await.unwrap() {
+            StatusLookup::Listed(r) => r.status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn release(&self, suspension_id: &str, key: &str) -> Release {
+        Release {
+            suspension_id: suspension_id.into(),
+            clerk_token_id: self.clerk.clone(),
+            verified_with: "passport".into(),
+            note: None,
+            at: day_instant() + Duration::days(2),
+            idempotency: IdempotencyClaim {
+                token_id: self.clerk.clone(),
+                key: key.into(),
+                request_fingerprint: "rel".into(),
+            },
+        }
+    }
+}
+
+async fn a_suspension_commits_everything_together(backend: Backend) {
+    let f = fixture(backend).await;
+    let before = f.store.table_counts().await.unwrap();
+    let SuspendOutcome::Created(view) = f.suspend(&f.report(5, Item::Card, "k1")).await else { panic!() };
+    assert_eq!(view.certificates.len(), 2);
+    assert!(view.certificates.iter().all(|c| c.status == CertificateStatus::Suspended));
+    let after = f.store.table_counts().await.unwrap();
+    let delta =
+        |t: &str| after.iter().find(|(n, _)| *n == t).unwrap().1 - before.iter().find(|(n, _)| *n == t).unwrap().1;
+    assert_eq!(
+        (
+            delta("suspensions"),
+            delta("suspension_certificates"),
+            delta("outbox"),
+            delta("audit_log"),
+            delta("idempotency")
+        ),
+        (1, 2, 2, 1, 1)
+    );
+    for c in &f.holders[5].card {
+        assert_eq!(f.status(&c.issuer, &c.serial).await, CertificateStatus::Suspended);
+    }
+    // The smartphone's certificates are untouched by a card report.
+    for c in &f.holders[0].smartphones[0].certificates {
+        assert_eq!(f.status(&c.issuer, &c.serial).await, CertificateStatus::Good);
+    }
+}
+
+async fn a_smartphone_report_holds_only_that_phone(backend: Backend) {
+    let f = fixture(backend).await;
+    let SuspendOutcome::Created(view) = f.suspend(&f.report(0, Item::Smartphone, "k1")).await else { panic!() };
+    assert_eq!(view.certificates.len(), 2);
+    for c in &f.holders[0].smartphones[0].certificates {
+        assert_eq!(f.status(&c.issuer, &c.serial).await, CertificateStatus::Suspended);
+    }
+    for c in &f.holders[0].card {
+        assert_eq!(f.status(&c.issuer, &c.serial).await, CertificateStatus::Good);
+    }
+    let mut wrong_device = f.report(0, Item::Smartphone, "k2");
+    wrong_device.device_id = Some(DeviceId::parse("android-unknown").unwrap());
+    assert_eq!(f.suspend(&wrong_device).await, SuspendOutcome::DeviceNotFound);
+}
+
+async fn an_unknown_holder_stores_nothing(backend: Backend) {
+    let f = fixture(backend).await;
+    let before = f.store.table_counts().await.unwrap();
+    let mut wrong_birth = f.report(5, Item::Card, "k1");
+    wrong_birth.date_of_birth = NaiveDate::from_ymd_opt(1901, 1, 1).unwrap();
+    assert_eq!(f.suspend(&wrong_birth).await, SuspendOutcome::HolderNotFound);
+    let mut other_number = f.report(5, Item::Card, "k1");
+    other_number.holder = f.holders[6].individual_number.fingerprint(&f.key);
+    assert_eq!(f.suspend(&other_number).await, SuspendOutcome::HolderNotFound);
+    assert_eq!(f.store.table_counts().await.unwrap(), before);
+}
+
+async fn a_retry_gets_the_first_answer_and_a_reused_key_is_refused(backend: Backend) {
+    let f = fixture(backend).await;
+    let SuspendOutcome::Created(first) = f.suspend(&f.report(5, Item::Card, "k1")).await else { panic!() };
+    let outbox = f.count("outbox").await;
+    assert_eq!(
+        f.suspend(&f.report(5, Item::Card, "k1")).await,
+        SuspendOutcome::Replay(SavedResponse { status_code: 201, body: first.reference.clone() })
+    );
+    let mut different = f.report(6, Item::Card, "k1");
+    different.idempotency.request_fingerprint = "something else".into();
+    assert_eq!(f.suspend(&different).await, SuspendOutcome::KeyReused);
+    assert_eq!(f.count("outbox").await, outbox);
+    assert_eq!(f.count("suspensions").await, 1);
+}
+
+async fn sixteen_concurrent_identical_requests_make_one_suspension(backend: Backend) {
+    let f = fixture(backend).await;
+    let new = f.report(5, Item::Card, "same-key");
+    let outcomes = futures::future::join_all((0..16).map(|_| f.store.suspend(&new, render))).await;
+    let outcomes: Vec<SuspendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    let created = outcomes.iter().filter(|o| matches!(o, SuspendOutcome::Created(_))).count();
+    let replays = outcomes.iter().filter(|o| matches!(o, SuspendOutcome::Replay(s) if s.status_code == 201)).count();
+    assert_eq!((created, replays), (1, 15), "{outcomes:?}");
+    assert_eq!(f.count("suspensions").await, 1);
+    assert_eq!(f.count("outbox").await, 2);
+    assert_eq!(f.count("audit_log").await, 1);
+}
+
+async fn concurrent_reports_of_one_card_under_different_keys_hold_it_once(backend: Backend) {
+    let f = fixture(backend).await;
+    let reports: Vec<NewSuspension> = (0..8).map(|i| f.report(5, Item::Card, &format!("key-{i}"))).collect();
+    let outcomes = futures::future::join_all(reports.iter().map(|r| f.store.suspend(r, render))).await;
+    let outcomes: Vec<SuspendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    let created: Vec<_> =
+        outcomes.iter().filter_map(|o| if let SuspendOutcome::Created(v) = o { Some(v) } else { None }).collect();
+    assert_eq!(created.len(), 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let SuspendOutcome::AlreadySuspended(v) = o {
+            assert_eq!(v.id, created[0].id);
+        } else {
+            assert!(matches!(o, SuspendOutcome::Created(_)), "{o:?}");
+        }
+    }
+    assert_eq!(f.count("outbox").await, 2);
+}
+
+async fn a_second_report_of_held_certificates_names_the_first_and_adds_no_events(backend: Backend) {
+    let f = fixture(backend).await;
+    let SuspendOutcome::Created(first) = f.suspend(&f.report(5, Item::Card, "k1")).await else { panic!() };
+    let outbox = f.count("outbox").await;
+    let audit = f.count("audit_log").await;
+    // A lost Notification Card suspends the same card: already held.
+    let SuspendOutcome::AlreadySuspended(again) = f.suspend(&f.report(5, Item::NotificationCard, "k2")).await else {
+        panic!()
+    };
+    assert_eq!(again.reference, first.reference);
+    assert_eq!((f.count("outbox").await, f.count("audit_log").await), (outbox, audit));
+    // ...and its answer is replayed too.
+    assert!(
+        matches!(f.suspend(&f.report(5, Item::NotificationCard, "k2")).await, SuspendOutcome::Replay(s) if s.status_code == 200)
+    );
+}
+
+async fn a_release_resumes_identification_and_revokes_signature(backend: Backend) {
+    let f = fixture(backend).await;
+    let SuspendOutcome::Created(s) = f.suspend(&f.report(5, Item::Card, "k1")).await else { panic!() };
+    let outbox = f.count("outbox").await;
+    let ReleaseOutcome::Released(view) = f
+        .store
+        .release(&f.release(&s.id, "r1"), |_| Ok(SavedResponse { status_code: 200, body: "ok".into() }))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(view.state, hotline_store::SuspensionState::Released);
+    for c in &f.holders[5].card {
+        let expected = match c.kind {
+            hotline_core::CertificateKind::Signature => CertificateStatus::Revoked,
+            hotline_core::CertificateKind::UserIdentification => CertificateStatus::Good,
+        };
+        assert_eq!(f.status(&c.issuer, &c.serial).await, expected, "{:?}", c.kind);
+    }
+    assert_eq!(f.count("outbox").await, outbox + 2);
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM outbox ORDER BY seq").fetch_all(f.store.pool()).await.unwrap();
+    assert_eq!(actions[2..].iter().map(String::as_str).collect::<Vec<_>>(), ["revoke", "release"]);
+    // A second release under another key changes nothing.
+    assert!(matches!(
+        f.store.release(&f.release(&s.id, "r2"), |_| anyhow::bail!("not rendered")).await.unwrap(),
+        ReleaseOutcome::AlreadyReleased(_)
+    ));
+    assert_eq!(
+        f.store.release(&f.release("no-such-id", "r3"), |_| anyhow::bail!("not rendered")).await.unwrap(),
+        ReleaseOutcome::NotFound
+    );
+    assert_eq!(f.count("outbox").await, outbox + 2);
+    // After a release the card can be suspended again; the revoked signature certificate stays revoked.
+    let SuspendOutcome::Created(again) = f.suspend(&f.report(5, Item::Card, "k3")).await else { panic!() };
+    assert_eq!(again.certificates.len(), 1);
+    assert_eq!(again.certificates[0].kind, hotline_core::CertificateKind::UserIdentification);
+}
+
+async fn status_follows_crl_semantics(backend: Backend) {
+    let f = fixture(backend).await;
+    let issuer = IssuerId::parse("jpki-auth").unwrap();
+    let unlisted = Serial::parse("00ff").unwrap();
+    assert_eq!(f.store.certificate_status(&issuer, &unlisted).await.unwrap(), StatusLookup::NotListed);
+    let unknown = IssuerId::parse("jpki-other").unwrap();
+    assert_eq!(f.store.certificate_status(&unknown, &unlisted).await.unwrap(), StatusLookup::UnknownIssuer);
+    let listed = &f.holders[3].card[1];
+    assert_eq!(f.status(&listed.issuer, &listed.serial).await, CertificateStatus::Good);
+}
+
+async fn tokens_are_stored_as_hashes(backend: Backend) {
+    let f = fixture(backend).await;
+    let (record, secret) = f.store.create_token(Role::Validator, "v").await.unwrap();
+    assert_eq!(f.store.find_token(&secret).await.unwrap(), Some(record));
+    assert_eq!(f.store.find_token("hl_not-a-token").await.unwrap(), None);
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT token_hash FROM api_tokens").fetch_all(f.store.pool()).await.unwrap();
+    assert!(!stored.contains(&secret));
+    assert!(stored.contains(&hotline_store::hash_secret(&secret)));
+}
+
+async fn registering_a_known_holder_again_adds_nothing(backend: Backend) {
+    let f = fixture(backend).await;
+    let rows: Vec<_> = f.holders.iter().take(3).map(|h| h.to_new_holder(&f.key)).collect();
+    let certs = f.count("certificates").await;
+    assert_eq!(f.store.insert_holders(&rows, day_instant()).await.unwrap(), 0);
+    assert_eq!(f.count("certificates").await, certs);
+    assert_eq!(f.store.migrate().await.unwrap(), 0, "migrations are applied once");
+}
+
+/// Runs SQL as someone with the database owner's rights would, bypassing the append-only guard.
+async fn tamper(store: &Store, sql: &str) {
+    let mut tx = store.pool().begin().await.unwrap();
+    match store.backend() {
+        Backend::Postgres => {
+            sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only").execute(&mut *tx).await.unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+            sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only").execute(&mut *tx).await.unwrap();
+        }
+        Backend::Sqlite => {
+            sqlx::raw_sql("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn three_audited_suspensions(backend: Backend) -> Fixture {
+    let f = fixture(backend).await;
+    for (i, holder) in [5, 6, 7].into_iter().enumerate() {
+        assert!(matches!(f.suspend(&f.report(holder, Item::Card, &format!("k{i}"))).await, SuspendOutcome::Created(_)));
+    }
+    let report = f.store.verify_audit().await.unwrap();
+    assert_eq!((report.records, report.first_break), (3, None));
+    f
+}
+
+async fn the_audit_log_refuses_edits(backend: Backend) {
+    let f = three_audited_suspensions(backend).await;
+    assert!(sqlx::query("UPDATE audit_log SET actor = 'x' WHERE seq = 1").execute(f.store.pool()).await.is_err());
+    assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 1").execute(f.store.pool()).await.is_err());
+    assert_eq!(f.store.verify_audit().await.unwrap().first_break, None);
+}
+
+async fn audit_verification_finds_an_edited_record(backend: Backend) {
+    let f = three_audited_suspensions(backend).await;
+    tamper(&f.store, "UPDATE audit_log SET details = replace(details, 'theft', 'loss') WHERE seq = 2").await;
+    let broken = f.store.verify_audit().await.unwrap().first_break.unwrap();
+    assert_eq!(broken.seq, 2);
+    assert!(broken.problem.contains("altered"), "{broken:?}");
+}
+
+async fn audit_verification_finds_a_deleted_record(backend: Backend) {
+    let f = three_audited_suspensions(backend).await;
+    tamper(&f.store, "DELETE FROM audit_log WHERE seq = 2").await;
+    let broken = f.store.verify_audit().await.unwrap().first_break.unwrap();
+    assert_eq!(broken.seq, 2);
+    assert!(broken.problem.contains("missing"), "{broken:?}");
+}
+
+async fn audit_verification_finds_a_removed_last_record(backend: Backend) {
+    let f = three_audited_suspensions(backend).await;
+    tamper(&f.store, "DELETE FROM audit_log WHERE seq = 3").await;
+    let report = f.store.verify_audit().await.unwrap();
+    assert_eq!(report.first_break.unwrap().seq, 3);
+}
+
+both_backends!(
+    a_suspension_commits_everything_together,
+    a_smartphone_report_holds_only_that_phone,
+    an_unknown_holder_stores_nothing,
+    a_retry_gets_the_first_answer_and_a_reused_key_is_refused,
+    sixteen_concurrent_identical_requests_make_one_suspension,
+    concurrent_reports_of_one_card_under_different_keys_hold_it_once,
+    a_second_report_of_held_certificates_names_the_first_and_adds_no_events,
+    a_release_resumes_identification_and_revokes_signature,
+    status_follows_crl_semantics,
+    tokens_are_stored_as_hashes,
+    registering_a_known_holder_again_adds_nothing,
+    the_audit_log_refuses_edits,
+    audit_verification_finds_an_edited_record,
+    audit_verification_finds_a_deleted_record,
+    audit_verification_finds_a_removed_last_record,
+);

@@ -1,0 +1,169 @@
+//! The API on a real listener on port 0, over a fresh database with a seeded
+//! registry, a token per role, and a clock the test sets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use hotline_api::{AppState, FixedClock};
+use hotline_core::{PiiKey, Role, RuleBook};
+use hotline_store::synthetic::{Generator, SampleHolder};
+use hotline_store::{Backend, Store};
+use rand::SeedableRng;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::TestDb;
+
+/// An instant in Tokyo time.
+pub fn jst(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    chrono::FixedOffset::east_opt(9 * 3600).unwrap().with_ymd_and_hms(y, mo, d, h, mi, s).unwrap().with_timezone(&Utc)
+}
+
+/// Mid-afternoon in Tokyo: every report is accepted.
+pub fn day_instant() -> DateTime<Utc> {
+    jst(2026, 11, 20, 14, 0, 0)
+}
+
+/// 3 a.m. in Tokyo: only smartphone reports are accepted.
+pub fn night_instant() -> DateTime<Utc> {
+    jst(2026, 11, 21, 3, 0, 0)
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub clock: Arc<FixedClock>,
+    pub pii_key: PiiKey,
+    pub holders: Vec<SampleHolder>,
+    pub operator: String,
+    pub supervisor: String,
+    pub clerk: String,
+    pub validator: String,
+    pub db: TestDb,
+}
+
+const HOLDERS: usize = 40;
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let pii_key = PiiKey::from_bytes((0u8..32).collect()).unwrap();
+        let mut generator = Generator::new(rand::rngs::StdRng::seed_from_u64(7));
+        let mut holders: Vec<SampleHolder> = (0..HOLDERS).map(|_| generator.holder()).collect();
+        // Put holders with smartphones first so tests can take them by index.
+        holders.sort_by_key(|h| h.smartphones.is_empty());
+        let rows: Vec<_> = holders.iter().map(|h| h.to_new_holder(&pii_key)).collect();
+        store.insert_holders(&rows, day_instant() - chrono::Duration::days(30)).await.unwrap();
+        let token = |role: Role| {
+            let store = store.clone();
+            async move { store.create_token(role, &format!("test-{role}")).await.unwrap().1 }
+        };
+        let (operator, supervisor, clerk, validator) = (
+            token(Role::Operator).await,
+            token(Role::Supervisor).await,
+            token(Role::Clerk).await,
+            token(Role::Validator).await,
+        );
+        let clock = Arc::new(FixedClock::new(day_instant()));
+        let state = AppState {
+            store: store.clone(),
+            rules: Arc::new(RuleBook::builtin().unwrap()),
+            clock: clock.clone(),
+            pii_key: pii_key.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(hotline_api::serve(listener, state, std::future::pending()));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            store,
+            clock,
+            pii_key,
+            holders,
+            operator,
+            supervisor,
+            clerk,
+            validator,
+            db,
+        }
+    }
+
+    /// A holder with a smartphone (the first few have one).
+    pub fn phone_holder(&self, i: usize) -> &SampleHolder {
+        let h = &self.holders[i];
+        assert!(!h.smartphones.is_empty(), "holder {i} has no smartphone; use a lower index");
+        h
+    }
+
+    /// A holder without a smartphone, counted from the end.
+    pub fn card_holder(&self, i: usize) -> &SampleHolder {
+        &self.holders[self.holders.len() - 1 - i]
+    }
+
+    /// A valid suspension body for `holder` and `item`.
+    pub fn report(holder: &SampleHolder, item: &str) -> Value {
+        let mut body = json!({
+            "call_id": "call-1",
+            "language": "en",
+            "item": item,
+            "cause": "loss",
+            "holder": {
+                "individual_number": holder.individual_number.expose_digits(),
+                "date_of_birth": holder.date_of_birth.format("%Y-%m-%d").to_string(),
+            },
+        });
+        if item == "smartphone" {
+            body["device_id"] = json!(holder.smartphones[0].device_id.as_str());
+        }
+        body
+    }
+
+    /// POSTs JSON with a token and an optional Idempotency-Key; returns status and parsed body.
+    pub async fn post(&self, path: &str, token: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).bearer_auth(token).json(body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        Self::read(self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()).await
+    }
+
+    pub async fn suspend(&self, key: &str, body: &Value) -> (StatusCode, Value) {
+        self.post("/v1/suspensions", &self.operator, Some(key), body).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+        let status = resp.status();
+        let is_problem =
+            resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_client_error() || status.is_server_error() {
+            assert!(is_problem, "error responses must be problem+json: {status} {value}");
+            assert!(value["code"].is_string(), "problem without code: {value}");
+            assert_eq!(value["status"], json!(status.as_u16()), "{value}");
+        }
+        (status, value)
+    }
+
+    /// Row counts of every table.
+    pub async fn counts(&self) -> Vec<(&'static str, i64)> {
+        self.store.table_counts().await.unwrap()
+    }
+
+    /// The status of a certificate as the registry has it.
+    pub async fn cert_status(&self, issuer: &str, serial: &str) -> String {
+        let (status, body) = self.get(&format!("/v1/status/{issuer}/{serial}"), &self.validator).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["status"].as_str().unwrap().to_owned()
+    }
+}
