@@ -94,6 +94,11 @@ impl TestApp {
         }
     }
 
+    /// The test clock's current instant.
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        hotline_api::Clock::now(self.clock.as_ref())
+    }
+
     /// A holder with a smartphone (the first few have one).
     pub fn phone_holder(&self, i: usize) -> &SampleHolder {
         let h = &self.holders[i];
