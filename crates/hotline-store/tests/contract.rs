@@ -298,7 +298,7 @@ async fn tamper(store: &Store, sql: &str) {
             sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only").execute(&mut *tx).await.unwrap();
         }
         Backend::Sqlite => {
-            sqlx::raw_sql("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+            sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;")
                 .execute(&mut *tx)
                 .await
                 .unwrap();
