@@ -1,1 +1,160 @@
-fn main() {}
+//! Project automation. `cargo xtask test` is the README's test command: on a
+//! fresh Debian machine with Rust it installs and starts PostgreSQL and Redis
+//! from Debian packages when they are missing, prepares a database role for
+//! the tests, and runs every test of the workspace against both databases.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, ExitCode};
+use std::thread::sleep;
+use std::time::Duration;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+/// The role the tests use; it may create (and drop) its own databases.
+const PG_ROLE: &str = "hotline";
+const PG_TEST_URL: &str = "postgres://hotline:hotline@127.0.0.1:5432/postgres";
+const REDIS_TEST_URL: &str = "redis://127.0.0.1:6379";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("services") => services(),
+        _ => Err("usage: cargo xtask test [-- <cargo test args>] | cargo xtask services".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(extra: &[String]) -> Result {
+    services()?;
+    step("cargo clippy (warnings are errors)");
+    run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
+    step("cargo test: every test of the workspace, against PostgreSQL and SQLite");
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--workspace", "--all-targets"])
+        .args(extra)
+        .env("HOTLINE_TEST_PG_URL", PG_TEST_URL)
+        .env("HOTLINE_TEST_REDIS_URL", REDIS_TEST_URL);
+    run(&mut cmd)?;
+    // Doc tests run separately: `--all-targets` leaves them out.
+    run(Command::new("cargo").args(["test", "--workspace", "--doc", "--quiet"]))
+}
+
+/// Makes sure PostgreSQL, Redis and curl are installed and running.
+fn services() -> Result {
+    let mut missing = Vec::new();
+    if !on_path("pg_ctlcluster") {
+        missing.extend(["postgresql", "postgresql-client"]);
+    }
+    if !on_path("redis-server") {
+        missing.push("redis-server");
+    }
+    if !on_path("curl") {
+        missing.push("curl");
+    }
+    if !missing.is_empty() {
+        step(&format!("installing Debian packages: {}", missing.join(" ")));
+        as_root(&["apt-get", "update", "-qq"])?;
+        let mut args = vec!["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq"];
+        args.extend(&missing);
+        as_root(&args)?;
+    }
+    if !listening(5432) {
+        step("starting PostgreSQL");
+        let versions = std::fs::read_dir("/etc/postgresql")
+            .map_err(|e| format!("no PostgreSQL cluster in /etc/postgresql: {e}"))?;
+        for version in versions.flatten() {
+            let v = version.file_name().to_string_lossy().into_owned();
+            as_root(&["pg_ctlcluster", "--skip-systemctl-redirect", &v, "main", "start"])?;
+        }
+        wait_for(5432, "PostgreSQL")?;
+    }
+    ensure_pg_role()?;
+    if !listening(6379) {
+        step("starting Redis (nothing kept on disk)");
+        run(Command::new("redis-server").args([
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]))?;
+        wait_for(6379, "Redis")?;
+    }
+    Ok(())
+}
+
+/// Creates the test role if it is missing, and drops databases left by interrupted runs.
+fn ensure_pg_role() -> Result {
+    let create = format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN \
+         CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_ROLE}' CREATEDB; END IF; END $$;"
+    );
+    as_postgres(&["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", &create])?;
+    let leftovers = Command::new("psql")
+        .args(["-At", "-d", PG_TEST_URL, "-c", "SELECT datname FROM pg_database WHERE datname LIKE 'hotline_test_%'"])
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    for name in String::from_utf8_lossy(&leftovers.stdout).lines().filter(|l| !l.is_empty()) {
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let _ = Command::new("psql").args(["-q", "-d", PG_TEST_URL, "-c", &drop]).status();
+    }
+    Ok(())
+}
+
+fn step(what: &str) {
+    eprintln!("==> {what}");
+}
+
+fn run(cmd: &mut Command) -> Result {
+    let status = cmd.status().map_err(|e| format!("could not run {cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed ({status})")) }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn as_root(args: &[&str]) -> Result {
+    if is_root() { run(Command::new(args[0]).args(&args[1..])) } else { run(Command::new("sudo").args(args)) }
+}
+
+/// Runs a command as the `postgres` system user (peer authentication on the local socket).
+fn as_postgres(args: &[&str]) -> Result {
+    if is_root() {
+        run(Command::new("runuser").args(["-u", "postgres", "--"]).args(args))
+    } else {
+        run(Command::new("sudo").args(["-u", "postgres"]).args(args))
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(300)).is_ok()
+}
+
+fn wait_for(port: u16, what: &str) -> Result {
+    for _ in 0..60 {
+        if listening(port) {
+            return Ok(());
+        }
+        sleep(Duration::from_millis(500));
+    }
+    Err(format!("{what} did not start listening on port {port}"))
+}

@@ -16,7 +16,7 @@ impl Serial {
     pub const MAX_BYTES: usize = 20;
 
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        if s.is_empty() || s.len() % 2 != 0 || s.len() > Self::MAX_BYTES * 2 {
+        if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > Self::MAX_BYTES * 2 {
             return Err(NameError("must be 1 to 20 bytes of hex (2 to 40 hex digits, an even number)"));
         }
         if !s.bytes().all(|b| b.is_ascii_hexdigit()) {

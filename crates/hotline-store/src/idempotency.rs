@@ -62,7 +62,7 @@ pub(crate) async fn claim(
     .bind(&claim.key)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(classify(&row, claim)?)
+    classify(&row, claim)
 }
 
 fn classify(row: &sqlx::any::AnyRow, claim: &IdempotencyClaim) -> anyhow::Result<Claimed> {

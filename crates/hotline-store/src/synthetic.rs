@@ -38,10 +38,10 @@ impl<R: Rng> Generator<R> {
     pub fn holder(&mut self) -> SampleHolder {
         let individual_number = loop {
             let first: [u8; 11] = std::array::from_fn(|_| self.rng.random_range(0..10));
-            if let Some(n) = IndividualNumber::from_first_eleven(first) {
-                if self.seen.insert(n.expose_digits()) {
-                    break n;
-                }
+            if let Some(n) = IndividualNumber::from_first_eleven(first)
+                && self.seen.insert(n.expose_digits())
+            {
+                break n;
             }
         };
         let base = NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default();

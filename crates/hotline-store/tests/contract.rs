@@ -1,6 +1,8 @@
 //! The store's contract: the same behaviour on PostgreSQL and SQLite, proven
 //! by running every test here against both.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use chrono::{Duration, NaiveDate};
 use hotline_core::{CallId, Cause, CertificateStatus, DeviceId, IssuerId, Item, Language, Mode, PiiKey, Role, Serial};
 use hotline_store::synthetic::{Generator, SampleHolder};

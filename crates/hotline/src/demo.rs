@@ -56,10 +56,10 @@ impl Demo {
                 "date_of_birth": holder.date_of_birth.format("%Y-%m-%d").to_string(),
             },
         });
-        if item == Item::Smartphone {
-            if let Some(phone) = holder.smartphones.first() {
-                body["device_id"] = json!(phone.device_id.as_str());
-            }
+        if item == Item::Smartphone
+            && let Some(phone) = holder.smartphones.first()
+        {
+            body["device_id"] = json!(phone.device_id.as_str());
         }
         format!(
             "curl -sS -X POST http://{addr}/v1/suspensions -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-{}' -d '{}'",

@@ -2,6 +2,8 @@
 //! commands, start-up refusals, graceful shutdown, and logs that never carry
 //! an Individual Number.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 mod support;
 
 use hotline_testkit::{Backend, TestDb};

@@ -193,10 +193,10 @@ impl RuleBook {
         let mut t = from;
         for _ in 0..HORIZON_STEPS {
             t = self.next_event_after(t)?;
-            if let Some((_, set)) = self.set_at(t) {
-                if stop(set, t) {
-                    return Some(t);
-                }
+            if let Some((_, set)) = self.set_at(t)
+                && stop(set, t)
+            {
+                return Some(t);
             }
         }
         None

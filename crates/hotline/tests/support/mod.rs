@@ -1,7 +1,7 @@
 //! Running the real `hotline` binary: a child process whose output is
 //! collected line by line, and helpers to wait for what it prints.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Shared by test binaries; tests fail loudly by design.
 
 use std::path::Path;
 use std::process::Stdio;

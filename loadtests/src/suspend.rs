@@ -1,0 +1,235 @@
+//! The suspension benchmark. Every request suspends a different holder's card
+//! (or smartphone, at night in Tokyo), so each one is a full transaction:
+//! idempotency claim, holder lookup, two certificate holds, the suspension,
+//! two outbox events, the audit append and the saved answer.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The hotline binary to measure (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/hotline")]
+    hotline: String,
+    /// A PostgreSQL URL whose role may create databases.
+    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pg_url: String,
+    #[arg(long, default_value_t = 20_000)]
+    holders: usize,
+    #[arg(long, default_value_t = 5_000)]
+    requests: usize,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds pgbench runs for the ceiling.
+    #[arg(long, default_value_t = 15)]
+    pgbench_seconds: u32,
+}
+
+const KEY: &str = "4c0ad1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2";
+
+fn db_url(admin: &str, name: &str) -> anyhow::Result<String> {
+    let i = admin.rfind('/').context("the PostgreSQL URL must name a database")?;
+    Ok(format!("{}/{name}", &admin[..i]))
+}
+
+async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let status = Command::new("psql").args(["-q", "-d", url, "-c", sql]).status().await?;
+    if !status.success() {
+        bail!("psql failed: {sql}");
+    }
+    Ok(())
+}
+
+async fn hotline(args: &Args, db: &str, cli: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(&args.hotline)
+        .args(cli)
+        .env("HOTLINE_DATABASE_URL", db)
+        .env("HOTLINE_PII_KEY", KEY)
+        .output()
+        .await
+        .with_context(|| format!("could not run {}", args.hotline))?;
+    if !out.status.success() {
+        bail!("hotline {cli:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = db_url(&args.pg_url, "hotline_bench")?;
+    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
+    psql(&args.pg_url, "CREATE DATABASE hotline_bench").await?;
+    let samples_path = std::env::temp_dir().join("hotline-bench-samples.json");
+    let samples_arg = samples_path.to_string_lossy().into_owned();
+    hotline(&args, &db, &["migrate"]).await?;
+    eprintln!("seeding {} holders…", args.holders);
+    hotline(&args, &db, &["seed", "--holders", &args.holders.to_string(), "--samples", &samples_arg]).await?;
+    let token_out = hotline(&args, &db, &["token", "create", "--role", "operator", "--name", "bench"]).await?;
+    let token = token_out.lines().last().context("no token printed")?.to_owned();
+    let samples: Value = serde_json::from_slice(&std::fs::read(&samples_path)?)?;
+    let holders = samples["holders"].as_array().context("no holders in the sample file")?.clone();
+    if holders.len() < args.requests + 200 {
+        bail!("need at least {} holders for {} distinct requests plus warm-up", args.requests + 200, args.requests);
+    }
+
+    let port = free_port()?;
+    let mut server = Command::new(&args.hotline)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOTLINE_DATABASE_URL", &db)
+        .env("HOTLINE_PII_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    for _ in 0..100 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let body_for = |h: &Value, phone: bool| {
+        let mut body = json!({"call_id": "bench", "language": "ja", "cause": "loss",
+            "item": if phone { "smartphone" } else { "card" },
+            "holder": {"individual_number": h["individual_number"], "date_of_birth": h["date_of_birth"]}});
+        if phone {
+            body["device_id"] = h["smartphones"][0]["device_id"].clone();
+        }
+        body
+    };
+    // At night in Tokyo only smartphones are accepted: then every request is a smartphone report.
+    let probe: Value = client.get(format!("{base}/openapi.json")).send().await?.json().await?;
+    anyhow::ensure!(probe["paths"].is_object(), "the server is not answering");
+    let night = {
+        let minutes = tokyo_minutes_now();
+        !(8 * 60 + 30..20 * 60).contains(&minutes)
+    };
+    let pool: Vec<Value> = holders
+        .iter()
+        .filter(|h| !night || h["smartphones"].as_array().is_some_and(|p| !p.is_empty()))
+        .map(|h| body_for(h, night))
+        .collect();
+    if pool.len() < args.requests + 200 {
+        bail!("not enough holders for {} requests (night: smartphone holders only)", args.requests);
+    }
+    let (warmup, measured) = pool.split_at(200);
+    let measured = &measured[..args.requests];
+    send_all(&client, &base, &token, warmup, args.concurrency).await?;
+    let started = Instant::now();
+    let (mut latencies, statuses) = send_all(&client, &base, &token, measured, args.concurrency).await?;
+    let elapsed = started.elapsed();
+    server.kill().await.ok();
+    latencies.sort();
+
+    eprintln!("pgbench ceiling: {} clients for {} s…", args.concurrency, args.pgbench_seconds);
+    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_pgbench WITH (FORCE)").await?;
+    psql(&args.pg_url, "CREATE DATABASE hotline_pgbench").await?;
+    let pgbench_db = db_url(&args.pg_url, "hotline_pgbench")?;
+    let init = Command::new("pgbench").args(["-q", "-i", "-s", "10", &pgbench_db]).output().await?;
+    anyhow::ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
+    let c = args.concurrency.to_string();
+    let t = args.pgbench_seconds.to_string();
+    let bench = Command::new("pgbench").args(["-c", &c, "-j", "2", "-T", &t, "-n", &pgbench_db]).output().await?;
+    let report = String::from_utf8_lossy(&bench.stdout).into_owned();
+    let pg_tps = report
+        .lines()
+        .find(|l| l.starts_with("tps"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let pg_latency = report
+        .lines()
+        .find(|l| l.starts_with("latency average"))
+        .map(|l| l.trim_start_matches("latency average = ").to_owned())
+        .unwrap_or_default();
+    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_pgbench WITH (FORCE)").await?;
+    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
+
+    let rate = measured.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "POST /v1/suspensions on PostgreSQL, {} requests, concurrency {}, items: {}",
+        measured.len(),
+        args.concurrency,
+        if night { "smartphone" } else { "card" }
+    );
+    println!("statuses: {statuses:?}");
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| suspensions/s | {rate:.0} |");
+    println!("| p50 | {} |", ms(percentile(&latencies, 0.50)));
+    println!("| p90 | {} |", ms(percentile(&latencies, 0.90)));
+    println!("| p99 | {} |", ms(percentile(&latencies, 0.99)));
+    println!("| max | {} |", ms(latencies.last().copied().unwrap_or_default()));
+    println!("| pgbench TPC-B tps, same concurrency (ceiling) | {pg_tps:.0} (latency average {pg_latency}) |");
+    if pg_tps > 0.0 {
+        println!("| ratio suspensions/s : pgbench tps | {:.2} |", rate / pg_tps);
+    }
+    Ok(())
+}
+
+/// Minutes since midnight in Tokyo (UTC+9, no daylight saving) now.
+fn tokyo_minutes_now() -> u32 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    (((secs + 9 * 3600) % 86_400) / 60) as u32
+}
+
+async fn send_all(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    bodies: &[Value],
+    concurrency: usize,
+) -> anyhow::Result<(Vec<Duration>, std::collections::BTreeMap<u16, usize>)> {
+    let queue = Arc::new(Mutex::new(bodies.iter().cloned().enumerate().collect::<Vec<_>>()));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (queue, client, base, token) = (queue.clone(), client.clone(), base.to_owned(), token.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let Some((i, body)) = queue.lock().await.pop() else { break };
+                let start = Instant::now();
+                let status = client
+                    .post(format!("{base}/v1/suspensions"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", format!("bench-{i}-{}", uuid::Uuid::new_v4()))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                seen.push((start.elapsed(), status));
+            }
+            seen
+        }));
+    }
+    let mut latencies = Vec::with_capacity(bodies.len());
+    let mut statuses = std::collections::BTreeMap::new();
+    for w in workers {
+        for (d, s) in w.await? {
+            latencies.push(d);
+            *statuses.entry(s).or_insert(0) += 1;
+        }
+    }
+    Ok((latencies, statuses))
+}
