@@ -125,11 +125,12 @@ impl Store {
             subject: &release.suspension_id,
             details: details.to_string(),
         };
-        audit::append(&mut tx, &entry).await?;
         let view = views::load(&mut *tx, &release.suspension_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("suspension {} vanished", release.suspension_id))?;
         idempotency::save(&mut tx, &release.idempotency, &render(&view)?).await?;
+        // The append locks the chain's head until commit, so it is the last write.
+        audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(ReleaseOutcome::Released(view))
     }

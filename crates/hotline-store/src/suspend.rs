@@ -131,24 +131,36 @@ impl Store {
             None => false,
         };
 
-        let outcome = if held.is_empty() && !card_held {
+        let (outcome, audit_details) = if held.is_empty() && !card_held {
             let Some(existing) = current_suspension(&mut tx, &targets).await? else {
                 return Ok(SuspendOutcome::NothingToSuspend);
             };
             let view = views::load(&mut *tx, &existing)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("suspension {existing} vanished"))?;
-            SuspendOutcome::AlreadySuspended(view)
+            (SuspendOutcome::AlreadySuspended(view), None)
         } else {
-            self.record_suspension(&mut tx, new, &id, holder_id, &held, &now).await?;
+            let details = self.record_suspension(&mut tx, new, &id, holder_id, &held, &now).await?;
             let view = views::load(&mut *tx, &id).await?.ok_or_else(|| anyhow::anyhow!("suspension {id} vanished"))?;
-            SuspendOutcome::Created(view)
+            (SuspendOutcome::Created(view), Some(details))
         };
         idempotency::save(&mut tx, &new.idempotency, &render(&outcome)?).await?;
+        // The append locks the chain's head until commit, so it is the last write.
+        if let Some(details) = audit_details {
+            let entry = AuditEntry {
+                at: &now,
+                actor: &new.operator_token_id,
+                action: "suspension.created",
+                subject: &id,
+                details,
+            };
+            audit::append(&mut tx, &entry).await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }
 
+    /// Inserts the suspension, its certificate links and outbox events; returns the audit details.
     async fn record_suspension(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -157,7 +169,7 @@ impl Store {
         holder_id: i64,
         held: &[ChangedCertificate],
         now: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<String> {
         let reference = fresh_reference(tx).await?;
         sqlx::query(
             "INSERT INTO suspensions (id, reference, holder_id, item, cause, language, call_id, device_id,
@@ -198,15 +210,7 @@ impl Store {
             "mode": new.mode.as_str(),
             "certificates": held.iter().map(|c| serde_json::json!({"issuer": c.issuer, "serial": c.serial})).collect::<Vec<_>>(),
         });
-        let entry = AuditEntry {
-            at: now,
-            actor: &new.operator_token_id,
-            action: "suspension.created",
-            subject: id,
-            details: details.to_string(),
-        };
-        audit::append(tx, &entry).await?;
-        Ok(())
+        Ok(details.to_string())
     }
 }
 
