@@ -45,7 +45,10 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             match existing {
-                Some(c) if c == checksum => continue,
+                Some(c) if c == checksum => {
+                    tx.rollback().await?;
+                    continue;
+                }
                 Some(_) => bail!("migration {} ({}) was changed after it was applied", m.version, m.name),
                 None => {}
             }

@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
 use crate::outbox::{self, CaAction, ChangedCertificate};
 use crate::rows::{text, word};
+use crate::suspend::abandon;
 use crate::{AuditEntry, Store, SuspensionState, SuspensionView, audit, format_instant, views};
 
 /// A clerk's release of one suspension.
@@ -45,8 +46,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         match idempotency::claim(&mut tx, &release.idempotency, &now).await? {
             Claimed::Fresh => {}
-            Claimed::Replay(saved) => return Ok(ReleaseOutcome::Replay(saved)),
-            Claimed::Reused => return Ok(ReleaseOutcome::KeyReused),
+            Claimed::Replay(saved) => return abandon(tx, ReleaseOutcome::Replay(saved)).await,
+            Claimed::Reused => return abandon(tx, ReleaseOutcome::KeyReused).await,
         }
         let updated = sqlx::query(
             "UPDATE suspensions SET status = 'released', released_at = $1, released_by_token_id = $2,
@@ -62,10 +63,11 @@ impl Store {
         .await?
         .rows_affected();
         if updated == 0 {
-            return Ok(match views::load(&mut *tx, &release.suspension_id).await? {
+            let outcome = match views::load(&mut *tx, &release.suspension_id).await? {
                 Some(view) if view.state == SuspensionState::Released => ReleaseOutcome::AlreadyReleased(view),
                 _ => ReleaseOutcome::NotFound,
-            });
+            };
+            return abandon(tx, outcome).await;
         }
 
         let held = sqlx::query(

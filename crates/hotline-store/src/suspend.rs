@@ -67,15 +67,15 @@ impl Store {
         let mut tx = self.begin_write().await?;
         match idempotency::claim(&mut tx, &new.idempotency, &now).await? {
             Claimed::Fresh => {}
-            Claimed::Replay(saved) => return Ok(SuspendOutcome::Replay(saved)),
-            Claimed::Reused => return Ok(SuspendOutcome::KeyReused),
+            Claimed::Replay(saved) => return abandon(tx, SuspendOutcome::Replay(saved)).await,
+            Claimed::Reused => return abandon(tx, SuspendOutcome::KeyReused).await,
         }
         let Some(holder_id) = find_holder(&mut tx, &new.holder, new.date_of_birth).await? else {
-            return Ok(SuspendOutcome::HolderNotFound);
+            return abandon(tx, SuspendOutcome::HolderNotFound).await;
         };
         let (card_id, targets) = if new.item.suspends_card() {
             let Some(card_id) = active_card(&mut tx, holder_id).await? else {
-                return Ok(SuspendOutcome::CardNotFound);
+                return abandon(tx, SuspendOutcome::CardNotFound).await;
             };
             (Some(card_id), certificates_where(&mut tx, "card_id = $1", card_id, None).await?)
         } else {
@@ -88,7 +88,7 @@ impl Store {
             )
             .await?;
             if targets.is_empty() {
-                return Ok(SuspendOutcome::DeviceNotFound);
+                return abandon(tx, SuspendOutcome::DeviceNotFound).await;
             }
             (None, targets)
         };
@@ -133,7 +133,7 @@ impl Store {
 
         let (outcome, audit_details) = if held.is_empty() && !card_held {
             let Some(existing) = current_suspension(&mut tx, &targets).await? else {
-                return Ok(SuspendOutcome::NothingToSuspend);
+                return abandon(tx, SuspendOutcome::NothingToSuspend).await;
             };
             let view = views::load(&mut *tx, &existing)
                 .await?
@@ -212,6 +212,14 @@ impl Store {
         });
         Ok(details.to_string())
     }
+}
+
+/// Ends a transaction that changes nothing. An explicit rollback releases its
+/// locks now; a dropped transaction would keep them until sqlx flushes its
+/// queued rollback, and meanwhile SQLite refuses other writers outright.
+pub(crate) async fn abandon<T>(tx: Transaction<'static, Any>, outcome: T) -> anyhow::Result<T> {
+    tx.rollback().await?;
+    Ok(outcome)
 }
 
 pub(crate) async fn find_holder(

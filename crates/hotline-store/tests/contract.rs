@@ -292,7 +292,9 @@ async fn registering_a_known_holder_again_adds_nothing(backend: Backend) {
 
 /// Runs SQL as someone with the database owner's rights would, bypassing the append-only guard.
 async fn tamper(store: &Store, sql: &str) {
-    let mut tx = store.pool().begin().await.unwrap();
+    // Like the service, take SQLite's write lock up front so a busy database is waited for.
+    let begin = if store.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+    let mut tx = store.pool().begin_with(begin).await.unwrap();
     match store.backend() {
         Backend::Postgres => {
             sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only").execute(&mut *tx).await.unwrap();

@@ -190,7 +190,9 @@ async fn audit_verify(dir: &std::path::Path, db: &TestDb) -> (i32, String) {
 
 async fn tamper(db: &TestDb, sql: &str) {
     let store = db.store().await;
-    let mut tx = store.pool().begin().await.unwrap();
+    // Like the service, take SQLite's write lock up front so a busy database is waited for.
+    let begin = if store.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+    let mut tx = store.pool().begin_with(begin).await.unwrap();
     let (off, on) = match db.backend {
         Backend::Postgres => (
             "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
