@@ -11,6 +11,15 @@ use sqlx::{Any, Row, Transaction};
 use crate::Store;
 use crate::rows::text;
 
+/// A certificate's new status, to be given a stream position by [`append`].
+#[derive(Debug, Clone)]
+pub(crate) struct NewStatusChange {
+    pub issuer: String,
+    pub serial: String,
+    pub status: hotline_core::CertificateStatus,
+    pub reason: Option<&'static str>,
+}
+
 /// One record to append. `details` is JSON and must never hold personal data.
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
@@ -21,14 +30,39 @@ pub struct AuditEntry<'a> {
     pub details: String,
 }
 
-pub(crate) async fn append(tx: &mut Transaction<'static, Any>, entry: &AuditEntry<'_>) -> anyhow::Result<i64> {
-    // Incrementing the head both locks it and allocates the sequence number; the
-    // head still holds the previous record's hash.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
+/// Appends one audit record and the status changes it covers.
+///
+/// Incrementing the head both locks it (until commit) and allocates the
+/// record's sequence number and the changes' stream positions; the head still
+/// holds the previous record's hash. Because the lock is held until commit,
+/// records and changes commit in the order of their numbers.
+pub(crate) async fn append(
+    tx: &mut Transaction<'static, Any>,
+    entry: &AuditEntry<'_>,
+    changes: &[NewStatusChange],
+) -> anyhow::Result<i64> {
+    let head = sqlx::query(
+        "UPDATE audit_head SET seq = seq + 1, change_position = change_position + $1 WHERE id = 1
+         RETURNING seq, hash, change_position",
+    )
+    .bind(changes.len() as i64)
+    .fetch_one(&mut **tx)
+    .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash = text(&head, "hash")?;
+    let last_position: i64 = head.try_get("change_position")?;
+    let first_position = last_position - changes.len() as i64 + 1;
+    for (position, change) in (first_position..).zip(changes) {
+        sqlx::query("INSERT INTO status_changes (position, issuer, serial, status, reason, since) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(position)
+            .bind(&change.issuer)
+            .bind(&change.serial)
+            .bind(change.status.as_str())
+            .bind(change.reason)
+            .bind(entry.at)
+            .execute(&mut **tx)
+            .await?;
+    }
     let fields = AuditFields {
         seq,
         at: entry.at,

@@ -8,6 +8,7 @@
 //! events, the audit record and the idempotency record commit together.
 
 mod audit;
+mod changes;
 mod connect;
 mod idempotency;
 mod migrate;
@@ -24,6 +25,7 @@ mod views;
 use sqlx::AnyPool;
 
 pub use audit::{AuditBreak, AuditEntry, AuditReport};
+pub use changes::StatusChange;
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
@@ -120,4 +122,5 @@ pub const TABLES: &[&str] = &[
     "idempotency",
     "audit_log",
     "audit_head",
+    "status_changes",
 ];

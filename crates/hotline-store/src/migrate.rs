@@ -14,12 +14,20 @@ struct Migration {
     sqlite: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "registry_and_suspensions",
-    postgres: include_str!("../../../migrations/postgres/0001_registry_and_suspensions.sql"),
-    sqlite: include_str!("../../../migrations/sqlite/0001_registry_and_suspensions.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "registry_and_suspensions",
+        postgres: include_str!("../../../migrations/postgres/0001_registry_and_suspensions.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0001_registry_and_suspensions.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "status_changes",
+        postgres: include_str!("../../../migrations/postgres/0002_status_changes.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_status_changes.sql"),
+    },
+];
 
 impl Store {
     /// Applies every migration not yet applied, each in its own transaction.

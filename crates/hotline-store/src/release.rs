@@ -4,9 +4,10 @@
 //! One transaction, audited and outboxed like a suspension.
 
 use chrono::{DateTime, Utc};
-use hotline_core::CertificateKind;
+use hotline_core::{CertificateKind, CertificateStatus};
 use sqlx::Row;
 
+use crate::audit::NewStatusChange;
 use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
 use crate::outbox::{self, CaAction, ChangedCertificate};
 use crate::rows::{text, word};
@@ -80,6 +81,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut changes = Vec::with_capacity(held.len());
+        let mut stream = Vec::with_capacity(held.len());
         let mut cards = Vec::new();
         for row in &held {
             let cert = ChangedCertificate {
@@ -88,14 +90,14 @@ impl Store {
                 serial: text(row, "serial")?,
             };
             let (status, action) = match word::<CertificateKind>(row, "kind")? {
-                CertificateKind::UserIdentification => ("good", CaAction::Release),
-                CertificateKind::Signature => ("revoked", CaAction::Revoke),
+                CertificateKind::UserIdentification => (CertificateStatus::Good, CaAction::Release),
+                CertificateKind::Signature => (CertificateStatus::Revoked, CaAction::Revoke),
             };
             let reason = (action == CaAction::Revoke).then_some(action.reason());
             sqlx::query(
                 "UPDATE certificates SET status = $1, reason = $2, since = $3, suspension_id = NULL WHERE id = $4",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(reason)
             .bind(&now)
             .bind(cert.id)
@@ -105,7 +107,8 @@ impl Store {
             if let Some(card_id) = row.try_get::<Option<i64>, _>("card_id")? {
                 cards.push(card_id);
             }
-            changes.push(serde_json::json!({"issuer": cert.issuer, "serial": cert.serial, "status": status}));
+            changes.push(serde_json::json!({"issuer": cert.issuer, "serial": cert.serial, "status": status.as_str()}));
+            stream.push(NewStatusChange { issuer: cert.issuer, serial: cert.serial, status, reason });
         }
         cards.dedup();
         for card_id in cards {
@@ -132,7 +135,7 @@ impl Store {
             .ok_or_else(|| anyhow::anyhow!("suspension {} vanished", release.suspension_id))?;
         idempotency::save(&mut tx, &release.idempotency, &render(&view)?).await?;
         // The append locks the chain's head until commit, so it is the last write.
-        audit::append(&mut tx, &entry).await?;
+        audit::append(&mut tx, &entry, &stream).await?;
         tx.commit().await?;
         Ok(ReleaseOutcome::Released(view))
     }

@@ -4,10 +4,11 @@
 //! all in one commit (invariants 1, 2 and 6).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use hotline_core::{CallId, Cause, DeviceId, HolderFingerprint, Item, Language, Mode};
+use hotline_core::{CallId, Cause, CertificateStatus, DeviceId, HolderFingerprint, Item, Language, Mode};
 use rand::RngCore;
 use sqlx::{Any, Row, Transaction};
 
+use crate::audit::NewStatusChange;
 use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
 use crate::outbox::{self, CaAction, ChangedCertificate};
 use crate::rows::{opt_text, text};
@@ -154,7 +155,16 @@ impl Store {
                 subject: &id,
                 details,
             };
-            audit::append(&mut tx, &entry).await?;
+            let changes: Vec<NewStatusChange> = held
+                .iter()
+                .map(|c| NewStatusChange {
+                    issuer: c.issuer.clone(),
+                    serial: c.serial.clone(),
+                    status: CertificateStatus::Suspended,
+                    reason: Some(CaAction::Hold.reason()),
+                })
+                .collect();
+            audit::append(&mut tx, &entry, &changes).await?;
         }
         tx.commit().await?;
         Ok(outcome)

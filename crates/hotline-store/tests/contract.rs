@@ -352,6 +352,61 @@ async fn audit_verification_finds_a_removed_last_record(backend: Backend) {
     assert_eq!(report.first_break.unwrap().seq, 3);
 }
 
+async fn status_changes_form_a_gap_free_ordered_stream(backend: Backend) {
+    let f = fixture(backend).await;
+    let reports: Vec<NewSuspension> = (4..10).map(|h| f.report(h, Item::Card, &format!("k{h}"))).collect();
+    let outcomes = futures::future::join_all(reports.iter().map(|r| f.store.suspend(r, render))).await;
+    let first = outcomes.into_iter().map(Result::unwrap).find_map(|o| match o {
+        SuspendOutcome::Created(v) => Some(v),
+        _ => None,
+    });
+    let released = first.unwrap();
+    let ok = |_: &_| Ok(SavedResponse { status_code: 200, body: String::new() });
+    assert!(matches!(f.store.release(&f.release(&released.id, "r"), ok).await.unwrap(), ReleaseOutcome::Released(_)));
+    let changes = f.store.status_changes_after(0, 1000).await.unwrap();
+    let positions: Vec<i64> = changes.iter().map(|c| c.position).collect();
+    assert_eq!(positions, (1..=14).collect::<Vec<_>>(), "six card suspensions and one release: 14 changes, no gaps");
+    assert_eq!(f.store.status_head().await.unwrap(), 14);
+    assert_eq!(f.store.status_changes_after(12, 1000).await.unwrap().len(), 2);
+    assert_eq!(f.store.status_changes_after(0, 5).await.unwrap().len(), 5);
+    // The last change of each serial is its status now.
+    for c in &changes {
+        if changes.iter().rfind(|d| d.serial == c.serial) == Some(c) {
+            let serial = Serial::parse(&c.serial).unwrap();
+            assert_eq!(f.status(&c.issuer, &serial).await, c.status);
+        }
+    }
+}
+
+async fn the_snapshot_lists_every_certificate_not_good_at_one_position(backend: Backend) {
+    let f = fixture(backend).await;
+    for h in [4, 5, 6] {
+        assert!(matches!(f.suspend(&f.report(h, Item::Card, &format!("k{h}"))).await, SuspendOutcome::Created(_)));
+    }
+    let mut seen = Vec::new();
+    let position = f
+        .store
+        .status_snapshot(4, async |page| {
+            assert!(page.len() <= 4);
+            seen.extend(page);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(position, 6);
+    assert_eq!(seen.len(), 6);
+    assert!(seen.iter().all(|c| c.position == 6 && c.status == CertificateStatus::Suspended));
+    let mut keys: Vec<_> = seen.iter().map(|c| (c.issuer.clone(), c.serial.clone())).collect();
+    let sorted = {
+        let mut k = keys.clone();
+        k.sort();
+        k
+    };
+    assert_eq!(keys, sorted, "pages come in key order");
+    keys.dedup();
+    assert_eq!(keys.len(), 6);
+}
+
 both_backends!(
     a_suspension_commits_everything_together,
     a_smartphone_report_holds_only_that_phone,
@@ -368,4 +423,6 @@ both_backends!(
     audit_verification_finds_an_edited_record,
     audit_verification_finds_a_deleted_record,
     audit_verification_finds_a_removed_last_record,
+    status_changes_form_a_gap_free_ordered_stream,
+    the_snapshot_lists_every_certificate_not_good_at_one_position,
 );

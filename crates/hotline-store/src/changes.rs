@@ -1,0 +1,105 @@
+//! The ordered stream of certificate status changes, for the revocation cache:
+//! what changed after a position, where the stream ends, and a consistent
+//! snapshot of every certificate that is not good, with the position it
+//! reflects.
+
+use chrono::{DateTime, Utc};
+use hotline_core::CertificateStatus;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::rows::{instant, opt_text, text, word};
+use crate::{Backend, Store};
+
+/// A certificate's status as of a stream position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// Position in the stream; for snapshot entries, the snapshot's position.
+    pub position: i64,
+    pub issuer: String,
+    pub serial: String,
+    pub status: CertificateStatus,
+    pub reason: Option<String>,
+    pub since: DateTime<Utc>,
+}
+
+fn change(row: &AnyRow, position: Option<i64>) -> anyhow::Result<StatusChange> {
+    Ok(StatusChange {
+        position: match position {
+            Some(p) => p,
+            None => row.try_get("position")?,
+        },
+        issuer: text(row, "issuer")?,
+        serial: text(row, "serial")?,
+        status: word(row, "status")?,
+        reason: opt_text(row, "reason")?,
+        since: instant(row, "since")?,
+    })
+}
+
+impl Store {
+    /// Changes with positions after `position`, in order, at most `limit`.
+    pub async fn status_changes_after(&self, position: i64, limit: i64) -> anyhow::Result<Vec<StatusChange>> {
+        let rows = sqlx::query(
+            "SELECT position, issuer, serial, status, reason, since FROM status_changes
+              WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(position)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| change(r, None)).collect()
+    }
+
+    /// The position of the last committed change (0 before the first).
+    pub async fn status_head(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT change_position FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?)
+    }
+
+    /// Every certificate that is not good, in pages of `page` entries handed to
+    /// `visit`, all read from one snapshot; returns the stream position that
+    /// snapshot reflects. Every entry carries that position.
+    pub async fn status_snapshot(
+        &self,
+        page: i64,
+        mut visit: impl AsyncFnMut(Vec<StatusChange>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<i64> {
+        // One read-only transaction: PostgreSQL's repeatable read, SQLite's WAL
+        // snapshot (taken at the first read), so the position and the pages agree.
+        let begin = match self.backend() {
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            Backend::Sqlite => "BEGIN",
+        };
+        let mut tx = self.pool().begin_with(begin).await?;
+        let position: i64 =
+            sqlx::query_scalar("SELECT change_position FROM audit_head WHERE id = 1").fetch_one(&mut *tx).await?;
+        let (mut issuer, mut serial) = (String::new(), String::new());
+        loop {
+            let rows = sqlx::query(
+                "SELECT issuer, serial, status, reason, since FROM certificates
+                  WHERE status <> 'good' AND (issuer > $1 OR (issuer = $1 AND serial > $2))
+                  ORDER BY issuer, serial LIMIT $3",
+            )
+            .bind(&issuer)
+            .bind(&serial)
+            .bind(page)
+            .fetch_all(&mut *tx)
+            .await?;
+            let entries: Vec<StatusChange> =
+                rows.iter().map(|r| change(r, Some(position))).collect::<Result<_, _>>()?;
+            let full = entries.len() as i64 == page;
+            if let Some(last) = entries.last() {
+                issuer.clone_from(&last.issuer);
+                serial.clone_from(&last.serial);
+            }
+            if !entries.is_empty() {
+                visit(entries).await?;
+            }
+            if !full {
+                break;
+            }
+        }
+        tx.rollback().await?;
+        Ok(position)
+    }
+}
