@@ -23,7 +23,47 @@ pub enum StatusLookup {
     Listed(CertificateStatusRecord),
 }
 
+/// How many keys one batch query asks for at most (keeps parameters under both databases' limits).
+const BATCH_QUERY: usize = 500;
+
 impl Store {
+    /// The issuers the registry knows.
+    pub async fn issuers(&self) -> anyhow::Result<Vec<IssuerId>> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM issuers ORDER BY id").fetch_all(self.pool()).await?;
+        names.iter().map(|n| IssuerId::parse(n).map_err(|e| anyhow::anyhow!("issuer {n:?}: {e}"))).collect()
+    }
+
+    /// The status of each (issuer, serial) listed in the registry; `None` for a
+    /// serial it does not list. Issuers are not checked here.
+    pub async fn certificate_statuses(
+        &self,
+        keys: &[(IssuerId, Serial)],
+    ) -> anyhow::Result<Vec<Option<CertificateStatusRecord>>> {
+        let mut found = std::collections::HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_QUERY) {
+            let pairs: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+            let sql = format!(
+                "SELECT issuer, serial, status, reason, since FROM certificates WHERE (issuer, serial) IN (VALUES {})",
+                pairs.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (issuer, serial) in chunk {
+                q = q.bind(issuer.as_str()).bind(serial.as_str());
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                let key = (crate::rows::text(&row, "issuer")?, crate::rows::text(&row, "serial")?);
+                let record = CertificateStatusRecord {
+                    status: word(&row, "status")?,
+                    reason: opt_text(&row, "reason")?,
+                    since: instant(&row, "since")?,
+                };
+                found.insert(key, record);
+            }
+        }
+        Ok(keys.iter().map(|(i, s)| found.get(&(i.as_str().to_owned(), s.as_str().to_owned())).cloned()).collect())
+    }
+
     pub async fn certificate_status(&self, issuer: &IssuerId, serial: &Serial) -> anyhow::Result<StatusLookup> {
         let row = sqlx::query(
             "SELECT i.id, c.status, c.reason, c.since

@@ -9,10 +9,14 @@
 
 mod app;
 mod db;
+mod faults;
+mod registry;
 
 pub use app::{TestApp, day_instant, jst, night_instant};
 pub use db::{TestDb, pg_admin_url};
+pub use faults::{RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;
+pub use registry::Registry;
 
 /// Runs each named `async fn(Backend)` once against PostgreSQL and once against SQLite.
 #[macro_export]
