@@ -59,7 +59,15 @@ impl<R: Roles> FromRequestParts<AppState> for Authorized<R> {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or_else(Problem::unauthorized)?;
-        let token = state.store.find_token(secret).await?.ok_or_else(Problem::unauthorized)?;
+        let token = state
+            .tokens
+            .find(&state.store, secret)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = format!("{:#}", e.0), "token look-up failed");
+                Problem::unavailable("auth_unavailable", "Tokens cannot be checked right now").detail("Retry shortly.")
+            })?
+            .ok_or_else(Problem::unauthorized)?;
         if !R::ALLOWED.contains(&token.role) {
             return Err(Problem::forbidden());
         }

@@ -36,7 +36,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The body is too large")
-                    .detail(format!("Bodies are limited to {MAX_BODY_BYTES} bytes."))
+                    .detail(format!("Bodies are limited to {MAX_BODY_BYTES} bytes (128 KiB for a batch status query)."))
             } else {
                 Problem::new(StatusCode::BAD_REQUEST, "malformed_body", "The body could not be read")
             }

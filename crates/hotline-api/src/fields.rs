@@ -7,16 +7,16 @@ use serde_json::{Map, Value};
 use crate::problem::FieldError;
 
 /// Reads the fields of one object; errors go to a shared list.
-pub struct Fields<'a> {
-    object: &'a Map<String, Value>,
+pub struct Fields<'v, 'e> {
+    object: &'v Map<String, Value>,
     prefix: String,
     known: Vec<&'static str>,
-    errors: &'a mut Vec<FieldError>,
+    errors: &'e mut Vec<FieldError>,
 }
 
-impl<'a> Fields<'a> {
+impl<'v, 'e> Fields<'v, 'e> {
     /// Reads `value` as an object; a non-object is one error for the whole path.
-    pub fn of(value: &'a Value, prefix: &str, errors: &'a mut Vec<FieldError>) -> Option<Self> {
+    pub fn of(value: &'v Value, prefix: &str, errors: &'e mut Vec<FieldError>) -> Option<Self> {
         match value.as_object() {
             Some(object) => Some(Self { object, prefix: prefix.to_owned(), known: Vec::new(), errors }),
             None => {
@@ -37,7 +37,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The raw value of a field, marking it known.
-    pub fn raw(&mut self, name: &'static str) -> Option<&'a Value> {
+    pub fn raw(&mut self, name: &'static str) -> Option<&'v Value> {
         self.known.push(name);
         self.object.get(name).filter(|v| !v.is_null())
     }
@@ -89,7 +89,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A nested object, read by `read` with its own field paths.
-    pub fn object<T>(&mut self, name: &'static str, read: impl FnOnce(Fields<'_>) -> Option<T>) -> Option<T> {
+    pub fn object<T>(&mut self, name: &'static str, read: impl FnOnce(Fields<'_, '_>) -> Option<T>) -> Option<T> {
         let Some(value) = self.raw(name) else {
             self.error(name, "is required");
             return None;

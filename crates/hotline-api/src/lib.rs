@@ -9,10 +9,13 @@ mod auth;
 mod body;
 pub mod clock;
 mod fields;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod report;
 mod routes;
+pub mod status_service;
+mod tokens;
 pub mod wire;
 
 use std::sync::Arc;
@@ -31,7 +34,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use body::MAX_BODY_BYTES;
 pub use clock::{Clock, FixedClock, SystemClock};
+use metrics::Metrics;
 use problem::Problem;
+use status_service::StatusService;
+pub use tokens::TokenCache;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -41,7 +47,15 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Keys the Individual Number fingerprints and request fingerprints.
     pub pii_key: PiiKey,
+    /// Certificate status for validators: the revocation cache, its sync, the store fallback.
+    pub status: Arc<StatusService>,
+    pub metrics: Arc<Metrics>,
+    /// Token look-ups remembered in memory.
+    pub tokens: Arc<TokenCache>,
 }
+
+/// A batch status query of 1000 pairs needs more room than the default limit.
+const BATCH_BODY_BYTES: usize = 128 * 1024;
 
 /// How long a request may take before the client gets 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,9 +67,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/suspensions/{id}", get(routes::suspensions::get))
         .route("/v1/suspensions/{id}/release", post(routes::suspensions::release))
         .route("/v1/status/{issuer}/{serial}", get(routes::status::get))
+        .route("/v1/status", post(routes::status::batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES)))
         .route("/v1/rules/now", get(routes::rules::now))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .fallback(|| async { Problem::not_found("not_found", "No such route") })

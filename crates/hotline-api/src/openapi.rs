@@ -69,11 +69,12 @@ impl Modify for BearerAuth {
     info(title = "Loss-and-theft suspension hotline", description = "Suspend lost or stolen Individual Number Cards and their JPKI certificates; answer validators. Errors are application/problem+json with a stable `code`."),
     paths(
         routes::suspensions::create, routes::suspensions::get, routes::suspensions::release,
-        routes::status::get, routes::rules::now, routes::health::healthz, routes::health::readyz,
+        routes::status::get, routes::status::batch, routes::rules::now, routes::health::healthz, routes::health::readyz,
     ),
     components(schemas(
         SuspensionRequest, HolderIn, ReleaseRequest, wire::SuspensionReceipt, wire::SuspensionDetail,
         wire::CertificateOut, wire::RulesOut, wire::CertificateStatusOut, wire::RulesNow,
+        wire::StatusAnswer, wire::BatchStatusQuery, wire::StatusQueryItem, wire::BatchStatusAnswer,
     )),
     modifiers(&BearerAuth)
 )]

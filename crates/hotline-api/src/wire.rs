@@ -2,7 +2,7 @@
 
 use hotline_core::rules::tokyo_rfc3339;
 use hotline_store::{CertificateView, SuspensionView};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A certificate covered by a suspension.
@@ -130,6 +130,39 @@ pub struct CertificateStatusOut {
     pub reason: Option<String>,
     /// Since when the status holds; null for a serial the registry does not list.
     pub since: Option<String>,
+}
+
+/// The answer to a single status query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusAnswer {
+    #[serde(flatten)]
+    pub certificate: CertificateStatusOut,
+    /// Every change committed before this instant is reflected (Tokyo time).
+    pub as_of: String,
+}
+
+/// One certificate in a batch status query.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct StatusQueryItem {
+    #[schema(example = "jpki-auth")]
+    pub issuer: String,
+    pub serial: String,
+}
+
+/// A batch status query: up to 1000 certificates.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct BatchStatusQuery {
+    pub certificates: Vec<StatusQueryItem>,
+}
+
+/// The answer to a batch status query, in the order asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchStatusAnswer {
+    /// Every change committed before this instant is reflected in every result.
+    pub as_of: String,
+    pub results: Vec<CertificateStatusOut>,
 }
 
 /// The reception rules in force now.

@@ -40,22 +40,31 @@ impl CacheSync {
         Self { store, cache }
     }
 
-    /// Brings the cache up to the store's head (rebuilding it if it has no marker).
+    /// Brings the cache up to the store's head, rebuilding it if it has no marker.
     pub async fn step(&self) -> anyhow::Result<SyncOutcome> {
+        if let Some(position) = self.follow().await? {
+            return Ok(SyncOutcome::UpToDate { position });
+        }
+        let (position, entries) = self.rebuild(|_| {}).await?;
+        Ok(SyncOutcome::Rebuilt { position, entries })
+    }
+
+    /// Applies the store's changes after the marker until the cache reaches the
+    /// store's head; returns that position, or `None` when there is no marker
+    /// (a rebuild is needed, which this never starts).
+    pub async fn follow(&self) -> anyhow::Result<Option<i64>> {
         for _ in 0..10_000 {
-            let Some(marker) = self.cache.marker().await? else {
-                let (position, entries) = self.rebuild(|_| {}).await?;
-                return Ok(SyncOutcome::Rebuilt { position, entries });
-            };
+            let Some(marker) = self.cache.marker().await? else { return Ok(None) };
             // Read the time first: every change committed before it is in what the query returns.
             let read_at = Utc::now();
             let changes = self.store.status_changes_after(marker.position, BATCH).await?;
             let complete = (changes.len() as i64) < BATCH;
             let to = changes.last().map_or(marker.position, |c| c.position);
             match self.cache.apply(marker.position, &changes, to, complete.then_some(read_at)).await? {
-                Applied::Advanced { position } if complete => return Ok(SyncOutcome::UpToDate { position }),
+                Applied::Advanced { position } if complete => return Ok(Some(position)),
                 // More to read, or someone else moved the marker: read again from it.
-                Applied::Advanced { .. } | Applied::Gap { .. } | Applied::NoMarker => continue,
+                Applied::Advanced { .. } | Applied::Gap { .. } => continue,
+                Applied::NoMarker => return Ok(None),
             }
         }
         bail!("the cache sync did not converge")
@@ -66,17 +75,18 @@ impl CacheSync {
     pub async fn rebuild(&self, mut progress: impl FnMut(u64)) -> anyhow::Result<(i64, u64)> {
         let read_at = Utc::now();
         let rebuild = self.cache.begin_rebuild().await?;
-        let mut entries = 0u64;
-        let cache = &self.cache;
-        let position = self
-            .store
-            .status_snapshot(PAGE, async |page| {
-                cache.load(rebuild, &page).await?;
+        // The snapshot is read and loaded concurrently, a few pages apart.
+        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel::<Vec<hotline_store::StatusChange>>(4);
+        let load = async {
+            let mut entries = 0u64;
+            while let Some(page) = pages_rx.recv().await {
+                self.cache.load(rebuild, &page).await?;
                 entries += page.len() as u64;
                 progress(entries);
-                Ok(())
-            })
-            .await?;
+            }
+            anyhow::Ok(entries)
+        };
+        let (position, entries) = tokio::try_join!(self.store.status_snapshot(PAGE, pages_tx), load)?;
         self.cache.finish_rebuild(rebuild, position, read_at).await?;
         tracing::info!(position, entries, generation = rebuild.generation, "cache rebuilt");
         Ok((position, entries))

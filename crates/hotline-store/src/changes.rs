@@ -56,13 +56,14 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT change_position FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?)
     }
 
-    /// Every certificate that is not good, in pages of `page` entries handed to
-    /// `visit`, all read from one snapshot; returns the stream position that
-    /// snapshot reflects. Every entry carries that position.
+    /// Every certificate that is not good, sent to `pages` in pages of `page`
+    /// entries, all read from one snapshot; returns the stream position that
+    /// snapshot reflects. Every entry carries that position. Fails if the
+    /// receiver goes away.
     pub async fn status_snapshot(
         &self,
         page: i64,
-        mut visit: impl AsyncFnMut(Vec<StatusChange>) -> anyhow::Result<()>,
+        pages: tokio::sync::mpsc::Sender<Vec<StatusChange>>,
     ) -> anyhow::Result<i64> {
         // One read-only transaction: PostgreSQL's repeatable read, SQLite's WAL
         // snapshot (taken at the first read), so the position and the pages agree.
@@ -93,7 +94,7 @@ impl Store {
                 serial.clone_from(&last.serial);
             }
             if !entries.is_empty() {
-                visit(entries).await?;
+                pages.send(entries).await.map_err(|_| anyhow::anyhow!("the snapshot's reader stopped"))?;
             }
             if !full {
                 break;

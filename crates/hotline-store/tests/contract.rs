@@ -383,16 +383,13 @@ async fn the_snapshot_lists_every_certificate_not_good_at_one_position(backend: 
     for h in [4, 5, 6] {
         assert!(matches!(f.suspend(&f.report(h, Item::Card, &format!("k{h}"))).await, SuspendOutcome::Created(_)));
     }
+    let (pages, mut received) = tokio::sync::mpsc::channel(16);
+    let position = f.store.status_snapshot(4, pages).await.unwrap();
     let mut seen = Vec::new();
-    let position = f
-        .store
-        .status_snapshot(4, async |page| {
-            assert!(page.len() <= 4);
-            seen.extend(page);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    while let Some(page) = received.recv().await {
+        assert!(page.len() <= 4);
+        seen.extend(page);
+    }
     assert_eq!(position, 6);
     assert_eq!(seen.len(), 6);
     assert!(seen.iter().all(|c| c.position == 6 && c.status == CertificateStatus::Suspended));

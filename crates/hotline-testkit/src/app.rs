@@ -13,7 +13,18 @@ use rand::SeedableRng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use hotline_api::metrics::Metrics;
+use hotline_api::status_service::{StatusService, StatusSettings};
+use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
+
 use crate::TestDb;
+
+struct Tokens {
+    operator: String,
+    supervisor: String,
+    clerk: String,
+    validator: String,
+}
 
 /// An instant in Tokyo time.
 pub fn jst(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -30,6 +41,44 @@ pub fn night_instant() -> DateTime<Utc> {
     jst(2026, 11, 21, 3, 0, 0)
 }
 
+/// Which revocation cache an instance uses.
+#[derive(Debug, Clone)]
+pub enum TestCache {
+    /// In-process, as in the embedded default.
+    Memory,
+    /// A Redis server, under a key prefix.
+    Redis { url: String, prefix: String },
+}
+
+/// How to start an instance.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub cache: TestCache,
+    /// How often the background cache sync runs; `None`: no background sync.
+    pub sync_interval: Option<std::time::Duration>,
+    /// Connect to the database through this URL instead (a proxy a test can cut).
+    pub database_url: Option<String>,
+    pub status: StatusSettings,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            cache: TestCache::Memory,
+            sync_interval: Some(std::time::Duration::from_millis(100)),
+            database_url: None,
+            status: StatusSettings::default(),
+        }
+    }
+}
+
+impl TestOptions {
+    /// The shared Redis under a fresh prefix.
+    pub fn shared_redis() -> Self {
+        Self { cache: TestCache::Redis { url: crate::redis_url(), prefix: crate::unique_prefix() }, ..Self::default() }
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
@@ -42,13 +91,30 @@ pub struct TestApp {
     pub supervisor: String,
     pub clerk: String,
     pub validator: String,
-    pub db: TestDb,
+    pub status: Arc<StatusService>,
+    pub metrics: Arc<Metrics>,
+    pub options: TestOptions,
+    pub db: Arc<TestDb>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 const HOLDERS: usize = 40;
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, TestOptions::default()).await
+    }
+
+    /// A fresh database with a seeded registry and a token per role, and one instance on it.
+    pub async fn spawn_with(backend: Backend, options: TestOptions) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let pii_key = PiiKey::from_bytes((0u8..32).collect()).unwrap();
@@ -62,22 +128,68 @@ impl TestApp {
             let store = store.clone();
             async move { store.create_token(role, &format!("test-{role}")).await.unwrap().1 }
         };
-        let (operator, supervisor, clerk, validator) = (
-            token(Role::Operator).await,
-            token(Role::Supervisor).await,
-            token(Role::Clerk).await,
-            token(Role::Validator).await,
-        );
+        let tokens = Tokens {
+            operator: token(Role::Operator).await,
+            supervisor: token(Role::Supervisor).await,
+            clerk: token(Role::Clerk).await,
+            validator: token(Role::Validator).await,
+        };
         let clock = Arc::new(FixedClock::new(day_instant()));
+        Self::start(Arc::new(db), holders, tokens, clock, pii_key, options).await
+    }
+
+    /// Another instance on the same database (and the same Redis, if `options` say so).
+    pub async fn instance(&self, options: TestOptions) -> TestApp {
+        let tokens = Tokens {
+            operator: self.operator.clone(),
+            supervisor: self.supervisor.clone(),
+            clerk: self.clerk.clone(),
+            validator: self.validator.clone(),
+        };
+        Self::start(self.db.clone(), self.holders.clone(), tokens, self.clock.clone(), self.pii_key.clone(), options)
+            .await
+    }
+
+    async fn start(
+        db: Arc<TestDb>,
+        holders: Vec<SampleHolder>,
+        tokens: Tokens,
+        clock: Arc<FixedClock>,
+        pii_key: PiiKey,
+        options: TestOptions,
+    ) -> TestApp {
+        let store = Store::connect(options.database_url.as_deref().unwrap_or(&db.url)).await.unwrap();
+        let cache = match &options.cache {
+            TestCache::Memory => RevocationCache::Memory(MemoryCache::new()),
+            TestCache::Redis { url, prefix } => RevocationCache::Redis(
+                RedisCache::new(RedisSettings {
+                    url: url.clone(),
+                    prefix: prefix.clone(),
+                    timeout: std::time::Duration::from_millis(300),
+                })
+                .unwrap(),
+            ),
+        };
+        let issuers = db.store().await.issuers().await.unwrap();
+        let status = Arc::new(StatusService::new(store.clone(), cache, issuers, options.status));
+        let metrics = Arc::new(Metrics::new());
         let state = AppState {
             store: store.clone(),
             rules: Arc::new(RuleBook::builtin().unwrap()),
             clock: clock.clone(),
             pii_key: pii_key.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            tokens: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(hotline_api::serve(listener, state, std::future::pending()));
+        let mut tasks = vec![tokio::spawn(async move {
+            let _ = hotline_api::serve(listener, state, std::future::pending()).await;
+        })];
+        if let Some(interval) = options.sync_interval {
+            tasks.push(tokio::spawn(status.sync.clone().run(interval)));
+        }
         TestApp {
             addr,
             base: format!("http://{addr}"),
@@ -86,12 +198,38 @@ impl TestApp {
             clock,
             pii_key,
             holders,
-            operator,
-            supervisor,
-            clerk,
-            validator,
+            operator: tokens.operator,
+            supervisor: tokens.supervisor,
+            clerk: tokens.clerk,
+            validator: tokens.validator,
+            status,
+            metrics,
+            options,
             db,
+            tasks,
         }
+    }
+
+    /// How many status answers this instance gave from `source`.
+    pub fn answers_from(&self, source: &str) -> u64 {
+        let text = self.metrics.render();
+        text.lines()
+            .filter(|l| l.starts_with("hotline_status_answers_total{") && l.contains(&format!("source=\"{source}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits (up to 10 s) until the cache answers for this instance.
+    pub async fn wait_for_cache(&self) {
+        for _ in 0..200 {
+            if let Ok(hotline_cache::Lookup::Known { marker, .. }) = self.status.cache.lookup(&[]).await {
+                if chrono::Utc::now().signed_duration_since(marker.as_of).num_milliseconds() < 1500 {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the cache never became complete and fresh");
     }
 
     /// The test clock's current instant.

@@ -12,7 +12,7 @@ mod db;
 mod faults;
 mod registry;
 
-pub use app::{TestApp, day_instant, jst, night_instant};
+pub use app::{TestApp, TestCache, TestOptions, day_instant, jst, night_instant};
 pub use db::{TestDb, pg_admin_url};
 pub use faults::{RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;

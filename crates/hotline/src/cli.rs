@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the revocation cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -69,6 +74,12 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Rebuild the cache from the store; readers keep the old one until the new one is complete.
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,9 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use hotline_api::status_service::StatusSettings;
+use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
 use hotline_core::{PiiKey, RuleBook};
 use hotline_store::{Backend, Store};
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A reception-rule file replacing the built-in rules.
     pub rules_file: Option<PathBuf>,
+    /// `redis://…`: the shared revocation cache; absent means an in-process cache.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (several deployments can share one Redis).
+    pub redis_prefix: String,
+    /// The cache answers validators only if it was confirmed complete this recently (ms).
+    pub cache_freshness_ms: u64,
+    /// How often each instance brings the cache up to the store (ms).
+    pub cache_sync_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -35,6 +47,10 @@ impl Default for Config {
             pii_key: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             rules_file: None,
+            redis_url: None,
+            redis_prefix: "hl".into(),
+            cache_freshness_ms: 2_000,
+            cache_sync_interval_ms: 250,
         }
     }
 }
@@ -52,7 +68,17 @@ impl Config {
         };
         Figment::from(Serialized::defaults(Config::default()))
             .merge(toml)
-            .merge(Env::prefixed("HOTLINE_").only(&["database_url", "listen", "pii_key", "data_dir", "rules_file"]))
+            .merge(Env::prefixed("HOTLINE_").only(&[
+                "database_url",
+                "listen",
+                "pii_key",
+                "data_dir",
+                "rules_file",
+                "redis_url",
+                "redis_prefix",
+                "cache_freshness_ms",
+                "cache_sync_interval_ms",
+            ]))
             .extract()
             .context("invalid configuration")
     }
@@ -94,6 +120,22 @@ impl Config {
         }
         let hex = std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
         PiiKey::from_hex(&hex).with_context(|| format!("{} does not hold a valid key", path.display()))
+    }
+
+    /// The revocation cache: Redis when configured, in-process otherwise.
+    pub fn cache(&self) -> anyhow::Result<RevocationCache> {
+        match &self.redis_url {
+            None => Ok(RevocationCache::Memory(MemoryCache::new())),
+            Some(url) => Ok(RevocationCache::Redis(RedisCache::new(RedisSettings {
+                url: url.clone(),
+                prefix: self.redis_prefix.clone(),
+                timeout: Duration::from_millis(250),
+            })?)),
+        }
+    }
+
+    pub fn status_settings(&self) -> StatusSettings {
+        StatusSettings { freshness_bound: Duration::from_millis(self.cache_freshness_ms), ..StatusSettings::default() }
     }
 
     /// The reception rules: the configured file, or the built-in rules.

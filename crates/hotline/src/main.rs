@@ -1,6 +1,7 @@
 //! `hotline`: the one binary. It parses the command line and configuration,
 //! sets up logging, wires the crates together, and holds no domain logic.
 
+mod cache;
 mod cli;
 mod config;
 mod demo;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{AuditCommand, Cli, Command, TokenCommand};
+use crate::cli::{AuditCommand, CacheCommand, Cli, Command, TokenCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{secret}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cache { command: CacheCommand::Rebuild } => cache::rebuild(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Audit { command: AuditCommand::Verify } => {
             let store = config.open_store().await?;
             let report = store.verify_audit().await?;

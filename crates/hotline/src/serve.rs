@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hotline_api::metrics::Metrics;
+use hotline_api::status_service::StatusService;
 use hotline_api::{AppState, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -37,7 +39,21 @@ pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<(
         demo.print(addr, &rules, chrono::Utc::now());
     }
 
-    let state = AppState { store, rules, clock: Arc::new(SystemClock), pii_key };
+    let cache = config.cache()?;
+    let issuers = store.issuers().await?;
+    let status = Arc::new(StatusService::new(store.clone(), cache, issuers, config.status_settings()));
+    tracing::info!(cache = status.cache.backend_name(), freshness_ms = config.cache_freshness_ms, "revocation cache");
+    // The first step builds the cache if it is empty; validators are answered from the store meanwhile.
+    tokio::spawn(status.sync.clone().run(Duration::from_millis(config.cache_sync_interval_ms)));
+    let state = AppState {
+        store,
+        rules,
+        clock: Arc::new(SystemClock),
+        pii_key,
+        status,
+        metrics: Arc::new(Metrics::new()),
+        tokens: Arc::default(),
+    };
     let stop = Arc::new(Notify::new());
     let server = {
         let stop = stop.clone();

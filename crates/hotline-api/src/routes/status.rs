@@ -1,18 +1,56 @@
-//! Certificate status for validators, read from the store (CRL semantics: a
-//! serial the registry does not list is good; an unknown issuer is an error).
+//! Certificate status for validators: single and batch. Answers come from the
+//! revocation cache while it is complete and fresh, else from the store, else
+//! 503 `status_unavailable`; never "good" by default. CRL semantics: a serial
+//! the registry does not list is good; an unknown issuer is an error.
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hotline_core::rules::tokyo_rfc3339;
 use hotline_core::{IssuerId, Serial};
-use hotline_store::StatusLookup;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::{Authorized, Validators};
+use crate::body::JsonBody;
+use crate::fields::Fields;
 use crate::problem::{FieldError, Problem};
-use crate::wire::CertificateStatusOut;
+use crate::status_service::{Answers, KnownStatus};
+use crate::wire::{BatchStatusAnswer, CertificateStatusOut, StatusAnswer};
+
+/// The most certificates one batch query may ask about.
+pub const MAX_BATCH: usize = 1000;
 
 fn issuer_not_found() -> Problem {
     Problem::not_found("issuer_not_found", "No such certificate issuer")
+}
+
+fn unavailable() -> Problem {
+    Problem::unavailable("status_unavailable", "Certificate status cannot be answered right now")
+        .detail("Neither the revocation cache nor the registry could answer. Retry shortly; do not treat the certificate as good.")
+}
+
+fn out(issuer: &IssuerId, serial: &Serial, known: Option<KnownStatus>) -> CertificateStatusOut {
+    match known {
+        None => CertificateStatusOut {
+            issuer: issuer.to_string(),
+            serial: serial.to_string(),
+            status: "good".into(),
+            reason: None,
+            since: None,
+        },
+        Some(k) => CertificateStatusOut {
+            issuer: issuer.to_string(),
+            serial: serial.to_string(),
+            status: k.status.as_str().into(),
+            reason: k.reason,
+            since: Some(tokyo_rfc3339(k.since)),
+        },
+    }
+}
+
+async fn answer(state: &AppState, keys: &[(IssuerId, Serial)]) -> Result<Answers, Problem> {
+    state.status.answer(keys, &state.metrics).await.map_err(|_| unavailable())
 }
 
 /// Is this certificate good, suspended or revoked?
@@ -20,9 +58,10 @@ fn issuer_not_found() -> Problem {
     get, path = "/v1/status/{issuer}/{serial}", tag = "status",
     params(("issuer" = String, Path, example = "jpki-auth"), ("serial" = String, Path, description = "hex, 1 to 20 bytes")),
     responses(
-        (status = 200, body = CertificateStatusOut),
+        (status = 200, body = StatusAnswer),
         (status = 404, description = "issuer_not_found", content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: the serial is not 1 to 20 bytes of hex", content_type = "application/problem+json"),
+        (status = 503, description = "status_unavailable: no source could answer; never treat as good", content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -30,26 +69,74 @@ pub async fn get(
     State(state): State<AppState>,
     _caller: Authorized<Validators>,
     Path((issuer, serial)): Path<(String, String)>,
-) -> Result<Json<CertificateStatusOut>, Problem> {
-    let issuer = IssuerId::parse(&issuer).map_err(|_| issuer_not_found())?;
+) -> Result<Json<StatusAnswer>, Problem> {
+    let issuer = IssuerId::parse(&issuer).ok().filter(|i| state.status.knows_issuer(i)).ok_or_else(issuer_not_found)?;
     let serial =
         Serial::parse(&serial).map_err(|e| Problem::validation(vec![FieldError::new("serial", e.to_string())]))?;
-    let answer = match state.store.certificate_status(&issuer, &serial).await? {
-        StatusLookup::UnknownIssuer => return Err(issuer_not_found()),
-        StatusLookup::NotListed => CertificateStatusOut {
-            issuer: issuer.to_string(),
-            serial: serial.to_string(),
-            status: "good".into(),
-            reason: None,
-            since: None,
-        },
-        StatusLookup::Listed(record) => CertificateStatusOut {
-            issuer: issuer.to_string(),
-            serial: serial.to_string(),
-            status: record.status.as_str().into(),
-            reason: record.reason,
-            since: Some(hotline_core::rules::tokyo_rfc3339(record.since)),
-        },
-    };
-    Ok(Json(answer))
+    let keys = [(issuer, serial)];
+    let mut answers = answer(&state, &keys).await?;
+    let [(issuer, serial)] = keys;
+    let known = answers.statuses.pop().flatten();
+    Ok(Json(StatusAnswer { certificate: out(&issuer, &serial, known), as_of: tokyo_rfc3339(answers.as_of) }))
+}
+
+/// The status of up to 1000 certificates at once, all as of one instant.
+#[utoipa::path(
+    post, path = "/v1/status", tag = "status",
+    request_body(content = crate::wire::BatchStatusQuery, content_type = "application/json"),
+    responses(
+        (status = 200, body = BatchStatusAnswer),
+        (status = 422, description = "validation_failed (unknown issuer, bad serial, per item), batch_too_large", content_type = "application/problem+json"),
+        (status = 503, description = "status_unavailable", content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn batch(
+    State(state): State<AppState>,
+    _caller: Authorized<Validators>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<BatchStatusAnswer>, Problem> {
+    let keys = parse_batch(&state, &body)?;
+    let answers = answer(&state, &keys).await?;
+    let results = keys.iter().zip(answers.statuses).map(|((i, s), known)| out(i, s, known)).collect();
+    Ok(Json(BatchStatusAnswer { as_of: tokyo_rfc3339(answers.as_of), results }))
+}
+
+fn parse_batch(state: &AppState, body: &Value) -> Result<Vec<(IssuerId, Serial)>, Problem> {
+    let mut errors = Vec::new();
+    let mut keys = Vec::new();
+    if let Some(mut f) = Fields::of(body, "", &mut errors) {
+        let list = f.raw("certificates");
+        f.refuse_unknown();
+        match list.and_then(Value::as_array) {
+            None => errors.push(FieldError::new("certificates", "is required: a list of {issuer, serial}")),
+            Some(list) if list.len() > MAX_BATCH => {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "batch_too_large",
+                    "Too many certificates in one query",
+                )
+                .detail(format!(
+                    "Ask about at most {MAX_BATCH} certificates per query; this one asked about {}.",
+                    list.len()
+                )));
+            }
+            Some(list) if list.is_empty() => errors.push(FieldError::new("certificates", "must not be empty")),
+            Some(list) => {
+                for (i, item) in list.iter().enumerate() {
+                    let path = format!("certificates[{i}]");
+                    let Some(mut f) = Fields::of(item, &path, &mut errors) else { continue };
+                    let issuer = f.required("issuer", |s| {
+                        IssuerId::parse(s).ok().filter(|i| state.status.knows_issuer(i)).ok_or("is not a known issuer")
+                    });
+                    let serial = f.required("serial", Serial::parse);
+                    f.refuse_unknown();
+                    if let (Some(i), Some(s)) = (issuer, serial) {
+                        keys.push((i, s));
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() { Ok(keys) } else { Err(Problem::validation(errors)) }
 }

@@ -147,6 +147,7 @@ pub async fn create(
     let outcome = state.store.suspend(&new, render_suspension).await?;
     match &outcome {
         SuspendOutcome::Created(view) => {
+            state.status.after_commit(&state.metrics).await;
             tracing::info!(suspension = %view.id, reference = %view.reference, item = %new.item, mode = new.mode.as_str(), "suspended");
         }
         SuspendOutcome::AlreadySuspended(view) => {
@@ -252,6 +253,7 @@ pub async fn release(
     let render = |view: &hotline_store::SuspensionView| saved(StatusCode::OK, &SuspensionDetail::from(view));
     match state.store.release(&release, render).await? {
         ReleaseOutcome::Released(view) => {
+            state.status.after_commit(&state.metrics).await;
             tracing::info!(suspension = %view.id, "released");
             Ok(replay_fresh(render(&view)?))
         }

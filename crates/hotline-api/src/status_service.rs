@@ -1,0 +1,149 @@
+//! Answering validators: from the revocation cache while it is known complete
+//! and fresh, otherwise from the store, otherwise 503. Never "good" by default
+//! (invariant 3): a certificate is good only if a complete source says so.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hotline_cache::{CacheSync, Lookup, RevocationCache};
+use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_store::Store;
+
+use crate::metrics::Metrics;
+
+/// A listed certificate's status, from whichever source answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownStatus {
+    pub status: CertificateStatus,
+    pub reason: Option<String>,
+    pub since: DateTime<Utc>,
+}
+
+/// Answers for a set of keys, all from one source and complete as of one instant.
+#[derive(Debug, Clone)]
+pub struct Answers {
+    pub as_of: DateTime<Utc>,
+    pub source: &'static str,
+    /// Per key: `None` means good (not held).
+    pub statuses: Vec<Option<KnownStatus>>,
+}
+
+/// Neither the cache nor the store could answer.
+#[derive(Debug)]
+pub struct Unavailable;
+
+/// How the status service is tuned.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusSettings {
+    /// The cache answers only if its marker was confirmed this recently.
+    pub freshness_bound: Duration,
+    /// How long a fallback to the store may take before the answer is 503.
+    pub store_timeout: Duration,
+    /// How long the cache update after a commit may hold up the response.
+    pub post_commit_sync_timeout: Duration,
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        Self {
+            freshness_bound: Duration::from_secs(2),
+            store_timeout: Duration::from_secs(1),
+            post_commit_sync_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct StatusService {
+    pub cache: RevocationCache,
+    pub sync: CacheSync,
+    store: Store,
+    issuers: HashSet<String>,
+    settings: StatusSettings,
+}
+
+impl StatusService {
+    pub fn new(store: Store, cache: RevocationCache, issuers: Vec<IssuerId>, settings: StatusSettings) -> Self {
+        let sync = CacheSync::new(store.clone(), cache.clone());
+        let issuers = issuers.iter().map(|i| i.as_str().to_owned()).collect();
+        Self { cache, sync, store, issuers, settings }
+    }
+
+    pub fn knows_issuer(&self, issuer: &IssuerId) -> bool {
+        self.issuers.contains(issuer.as_str())
+    }
+
+    pub async fn answer(&self, keys: &[(IssuerId, Serial)], metrics: &Metrics) -> Result<Answers, Unavailable> {
+        let answers = match self.from_cache(keys).await {
+            Some(answers) => Ok(answers),
+            None => self.from_store(keys).await,
+        };
+        match &answers {
+            Ok(a) => {
+                for s in &a.statuses {
+                    metrics.status_answer(a.source, s.as_ref().map_or("good", |k| k.status.as_str()));
+                }
+            }
+            Err(Unavailable) => metrics.status_answer("unavailable", "none"),
+        }
+        answers
+    }
+
+    async fn from_cache(&self, keys: &[(IssuerId, Serial)]) -> Option<Answers> {
+        let Lookup::Known { marker, entries } = self.cache.lookup(keys).await.ok()? else { return None };
+        let age = Utc::now().signed_duration_since(marker.as_of).to_std().unwrap_or_default();
+        if age > self.settings.freshness_bound {
+            return None;
+        }
+        let statuses = entries
+            .into_iter()
+            .map(|e| e.map(|e| KnownStatus { status: e.status, reason: e.reason, since: e.since }))
+            .collect();
+        Some(Answers { as_of: marker.as_of, source: "cache", statuses })
+    }
+
+    async fn from_store(&self, keys: &[(IssuerId, Serial)]) -> Result<Answers, Unavailable> {
+        let as_of = Utc::now();
+        let found = tokio::time::timeout(self.settings.store_timeout, self.store.certificate_statuses(keys)).await;
+        match found {
+            Ok(Ok(records)) => Ok(Answers {
+                as_of,
+                source: "store",
+                statuses: records
+                    .into_iter()
+                    .map(|r| r.map(|r| KnownStatus { status: r.status, reason: r.reason, since: r.since }))
+                    .collect(),
+            }),
+            Ok(Err(e)) => {
+                tracing::warn!(error = format!("{e:#}"), "status fallback to the store failed");
+                Err(Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!("status fallback to the store timed out");
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// Brings the cache up to date right after a commit, so the change is visible
+    /// at once. Failure is not the caller's problem: the change is durable and the
+    /// background sync applies it.
+    pub async fn after_commit(&self, metrics: &Metrics) {
+        match tokio::time::timeout(self.settings.post_commit_sync_timeout, self.sync.follow()).await {
+            Ok(Ok(Some(_))) => {}
+            // No marker: the cache is being (re)built, and readers use the store meanwhile.
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                metrics.cache_write_failures.inc();
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cache update after commit failed; the background sync will apply it"
+                );
+            }
+            Err(_) => {
+                metrics.cache_write_failures.inc();
+                tracing::warn!("cache update after commit timed out; the background sync will apply it");
+            }
+        }
+    }
+}
