@@ -6,7 +6,13 @@
 //! binary, sends `POST /v1/suspensions` for distinct holders at a fixed
 //! concurrency, and measures pgbench's TPC-B-like write transactions at the
 //! same concurrency as the ceiling.
+//!
+//! `status`: the same deployment with Redis, a registry of about 100 000
+//! certificates with 10 000 held, and the validator status endpoint measured
+//! with wrk next to nginx serving a static 200 and `redis-benchmark -t get`.
 
+mod common;
+mod status;
 mod suspend;
 
 use clap::{Parser, Subcommand};
@@ -22,11 +28,14 @@ struct Cli {
 enum Command {
     /// Suspension latency at a fixed concurrency, against pgbench.
     Suspend(suspend::Args),
+    /// Validator status throughput and latency, against nginx and redis-benchmark.
+    Status(status::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Suspend(args) => suspend::run(args).await,
+        Command::Status(args) => status::run(args).await,
     }
 }

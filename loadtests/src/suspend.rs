@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::common::{self, KEY, db_url, free_port, ms, percentile, psql};
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::Mutex;
@@ -31,46 +33,8 @@ pub struct Args {
     pgbench_seconds: u32,
 }
 
-const KEY: &str = "4c0ad1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2";
-
-fn db_url(admin: &str, name: &str) -> anyhow::Result<String> {
-    let i = admin.rfind('/').context("the PostgreSQL URL must name a database")?;
-    Ok(format!("{}/{name}", &admin[..i]))
-}
-
-async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
-    let status = Command::new("psql").args(["-q", "-d", url, "-c", sql]).status().await?;
-    if !status.success() {
-        bail!("psql failed: {sql}");
-    }
-    Ok(())
-}
-
 async fn hotline(args: &Args, db: &str, cli: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(&args.hotline)
-        .args(cli)
-        .env("HOTLINE_DATABASE_URL", db)
-        .env("HOTLINE_PII_KEY", KEY)
-        .output()
-        .await
-        .with_context(|| format!("could not run {}", args.hotline))?;
-    if !out.status.success() {
-        bail!("hotline {cli:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    common::hotline(&args.hotline, db, &[], cli).await
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -193,7 +157,7 @@ fn tokyo_minutes_now() -> u32 {
     (((secs + 9 * 3600) % 86_400) / 60) as u32
 }
 
-async fn send_all(
+pub(crate) async fn send_all(
     client: &reqwest::Client,
     base: &str,
     token: &str,

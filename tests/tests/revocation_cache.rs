@@ -113,6 +113,20 @@ async fn a_stale_or_missing_marker_sends_readers_to_the_store(backend: Backend) 
     assert_eq!(app.answers_from("cache"), from_cache + 1);
 }
 
+/// Polls (up to 2 s) until the status is `want`; returns the last status seen.
+/// A change reaches other instances' near-caches by pub/sub: soon, not instantly.
+async fn eventually(app: &TestApp, issuer: &str, serial: &str, want: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = status(app, issuer, serial).await.1["status"].as_str().unwrap_or_default().to_owned();
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
+
 async fn redis_client(server: &RedisServer) -> tokio::net::TcpStream {
     tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap()
 }
@@ -230,6 +244,53 @@ async fn the_embedded_in_process_cache_answers_too(backend: Backend) {
     assert_eq!(app.answers_from("cache"), from_cache + 1);
 }
 
+async fn with_near_caches_a_suspension_reaches_every_instance_by_pub_sub(backend: Backend) {
+    let server = RedisServer::start();
+    let prefix = unique_prefix();
+    let mut options = redis(&server, &prefix);
+    options.near_cache = true;
+    let a = TestApp::spawn_with(backend, options.clone()).await;
+    // B polls the store only once a minute: only a poke can bring it the change in time.
+    options.sync_interval = Some(Duration::from_secs(60));
+    options.status.freshness_bound = Duration::from_secs(30);
+    let b = a.instance(options).await;
+    b.wait_for_cache().await;
+    // Give B's subscriber a moment to be subscribed before the poke is sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, certs) = suspend_card(&a, 0).await;
+    let (issuer, serial, _) = &certs[0];
+    assert_eq!(eventually(&b, issuer, serial, "suspended").await, "suspended");
+    assert!(b.answers_from("near_cache") > 0);
+    assert_eq!(b.answers_from("store"), 0, "B never needed the store");
+}
+
+async fn a_near_cache_that_lost_its_feed_stops_answering(backend: Backend) {
+    assert_eq!(backend, Backend::Postgres, "the database is cut with a TCP proxy");
+    let server = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = TestApp::spawn_with(backend, redis(&server, &prefix)).await;
+    a.wait_for_cache().await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let mut options = redis(&server, &prefix);
+    options.near_cache = true;
+    options.database_url = Some(a.db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()));
+    options.status.freshness_bound = Duration::from_millis(500);
+    let b = a.instance(options).await;
+    b.wait_for_cache().await;
+    let (_, before) = suspend_card(&a, 0).await;
+    assert_eq!(eventually(&b, &before[0].0, &before[0].1, "suspended").await, "suspended");
+    // B's near-cache can no longer read the store; A keeps the shared cache fresh.
+    proxy.cut();
+    let (_, after) = suspend_card(&a, 1).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (near, shared) = (b.answers_from("near_cache"), b.answers_from("cache"));
+    for (issuer, serial, _) in before.iter().chain(&after) {
+        assert_eq!(status(&b, issuer, serial).await.1["status"], "suspended");
+    }
+    assert_eq!(b.answers_from("near_cache"), near, "a near-cache past its bound must not answer");
+    assert_eq!(b.answers_from("cache"), shared + 4, "the shared cache answered instead");
+}
+
 mod postgres {
     use super::*;
 
@@ -249,7 +310,9 @@ mod postgres {
         with_redis_and_the_database_unreachable_the_answer_is_503,
         a_failed_cache_write_after_commit_is_repaired_by_the_background_sync,
         batch_status_queries,
-        the_embedded_in_process_cache_answers_too
+        the_embedded_in_process_cache_answers_too,
+        with_near_caches_a_suspension_reaches_every_instance_by_pub_sub,
+        a_near_cache_that_lost_its_feed_stops_answering
     );
 }
 

@@ -98,7 +98,9 @@ pub fn app(state: AppState) -> Router {
                     // recording the matched route keeps the label set small anyway.
                     tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or("unmatched"), request_id)
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                // One line per request only at debug: validators query millions of times a
+                // day. Suspensions and releases log their outcome at info themselves.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

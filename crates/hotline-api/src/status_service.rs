@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hotline_cache::{CacheSync, Lookup, RevocationCache};
+use hotline_cache::{CacheSync, Lookup, NearCache, RevocationCache};
 use hotline_core::{CertificateStatus, IssuerId, Serial};
 use hotline_store::Store;
 
@@ -57,6 +57,8 @@ impl Default for StatusSettings {
 pub struct StatusService {
     pub cache: RevocationCache,
     pub sync: CacheSync,
+    /// The in-process near-cache in front of a shared (Redis) cache, if enabled.
+    pub near: Option<NearCache>,
     store: Store,
     issuers: HashSet<String>,
     settings: StatusSettings,
@@ -66,7 +68,13 @@ impl StatusService {
     pub fn new(store: Store, cache: RevocationCache, issuers: Vec<IssuerId>, settings: StatusSettings) -> Self {
         let sync = CacheSync::new(store.clone(), cache.clone());
         let issuers = issuers.iter().map(|i| i.as_str().to_owned()).collect();
-        Self { cache, sync, store, issuers, settings }
+        Self { cache, sync, near: None, store, issuers, settings }
+    }
+
+    /// Puts an in-process near-cache in front of the shared cache.
+    pub fn with_near_cache(mut self, near: NearCache) -> Self {
+        self.near = Some(near);
+        self
     }
 
     pub fn knows_issuer(&self, issuer: &IssuerId) -> bool {
@@ -74,9 +82,16 @@ impl StatusService {
     }
 
     pub async fn answer(&self, keys: &[(IssuerId, Serial)], metrics: &Metrics) -> Result<Answers, Unavailable> {
-        let answers = match self.from_cache(keys).await {
+        let near = match &self.near {
+            Some(near) => self.ask_cache(near.cache(), "near_cache", keys).await,
+            None => None,
+        };
+        let answers = match near {
             Some(answers) => Ok(answers),
-            None => self.from_store(keys).await,
+            None => match self.ask_cache(&self.cache, "cache", keys).await {
+                Some(answers) => Ok(answers),
+                None => self.ask_store(keys).await,
+            },
         };
         match &answers {
             Ok(a) => {
@@ -89,8 +104,13 @@ impl StatusService {
         answers
     }
 
-    async fn from_cache(&self, keys: &[(IssuerId, Serial)]) -> Option<Answers> {
-        let Lookup::Known { marker, entries } = self.cache.lookup(keys).await.ok()? else { return None };
+    async fn ask_cache(
+        &self,
+        cache: &RevocationCache,
+        source: &'static str,
+        keys: &[(IssuerId, Serial)],
+    ) -> Option<Answers> {
+        let Lookup::Known { marker, entries } = cache.lookup(keys).await.ok()? else { return None };
         let age = Utc::now().signed_duration_since(marker.as_of).to_std().unwrap_or_default();
         if age > self.settings.freshness_bound {
             return None;
@@ -99,10 +119,10 @@ impl StatusService {
             .into_iter()
             .map(|e| e.map(|e| KnownStatus { status: e.status, reason: e.reason, since: e.since }))
             .collect();
-        Some(Answers { as_of: marker.as_of, source: "cache", statuses })
+        Some(Answers { as_of: marker.as_of, source, statuses })
     }
 
-    async fn from_store(&self, keys: &[(IssuerId, Serial)]) -> Result<Answers, Unavailable> {
+    async fn ask_store(&self, keys: &[(IssuerId, Serial)]) -> Result<Answers, Unavailable> {
         let as_of = Utc::now();
         let found = tokio::time::timeout(self.settings.store_timeout, self.store.certificate_statuses(keys)).await;
         match found {
@@ -144,6 +164,15 @@ impl StatusService {
                 metrics.cache_write_failures.inc();
                 tracing::warn!("cache update after commit timed out; the background sync will apply it");
             }
+        }
+        if let Some(near) = &self.near {
+            let _ = tokio::time::timeout(self.settings.post_commit_sync_timeout, near.changed()).await;
+        }
+        // Wake every instance's near-cache, whether or not this one has one.
+        if let RevocationCache::Redis(redis) = &self.cache
+            && let Err(e) = redis.poke().await
+        {
+            tracing::debug!(error = format!("{e:#}"), "could not publish a cache poke; near-caches will poll");
         }
     }
 }

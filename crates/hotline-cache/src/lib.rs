@@ -14,6 +14,7 @@
 
 mod codec;
 mod memory;
+mod near;
 mod redis_backend;
 mod sync;
 
@@ -22,6 +23,7 @@ use hotline_core::{CertificateStatus, IssuerId, Serial};
 use hotline_store::StatusChange;
 
 pub use memory::MemoryCache;
+pub use near::NearCache;
 pub use redis_backend::{RedisCache, RedisSettings};
 pub use sync::{CacheSync, SyncOutcome};
 

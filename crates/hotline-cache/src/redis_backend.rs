@@ -232,6 +232,23 @@ impl RedisCache {
     }
 }
 
+impl RedisCache {
+    /// Tells every instance that the store has new changes (Redis pub/sub; best effort).
+    pub async fn poke(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        self.timed(conn.publish::<_, _, ()>(self.key("poke"), "")).await
+    }
+
+    /// Pokes published by any instance, until the connection drops.
+    pub async fn pokes(&self) -> anyhow::Result<redis::aio::PubSubStream> {
+        let connect = self.client.get_async_pubsub();
+        let mut pubsub =
+            tokio::time::timeout(self.settings.timeout, connect).await.context("Redis pub/sub connect timed out")??;
+        pubsub.subscribe(self.key("poke")).await?;
+        Ok(pubsub.into_on_message())
+    }
+}
+
 fn parse_marker(generation: &str, position: &str, as_of_ms: &str) -> anyhow::Result<Marker> {
     Ok(Marker {
         generation: generation.parse().context("marker generation")?,

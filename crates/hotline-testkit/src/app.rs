@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use hotline_api::metrics::Metrics;
 use hotline_api::status_service::{StatusService, StatusSettings};
-use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
+use hotline_cache::{MemoryCache, NearCache, RedisCache, RedisSettings, RevocationCache};
 
 use crate::TestDb;
 
@@ -59,6 +59,8 @@ pub struct TestOptions {
     /// Connect to the database through this URL instead (a proxy a test can cut).
     pub database_url: Option<String>,
     pub status: StatusSettings,
+    /// With a Redis cache: an in-process near-cache in front of it.
+    pub near_cache: bool,
 }
 
 impl Default for TestOptions {
@@ -68,6 +70,7 @@ impl Default for TestOptions {
             sync_interval: Some(std::time::Duration::from_millis(100)),
             database_url: None,
             status: StatusSettings::default(),
+            near_cache: false,
         }
     }
 }
@@ -171,7 +174,15 @@ impl TestApp {
             ),
         };
         let issuers = db.store().await.issuers().await.unwrap();
-        let status = Arc::new(StatusService::new(store.clone(), cache, issuers, options.status));
+        let mut status = StatusService::new(store.clone(), cache.clone(), issuers, options.status);
+        let mut near_task = None;
+        if let (RevocationCache::Redis(redis), true) = (&cache, options.near_cache) {
+            let near = NearCache::new(store.clone(), redis.clone());
+            let interval = options.sync_interval.unwrap_or(std::time::Duration::from_millis(250));
+            near_task = Some(tokio::spawn(near.clone().run(interval)));
+            status = status.with_near_cache(near);
+        }
+        let status = Arc::new(status);
         let metrics = Arc::new(Metrics::new());
         let state = AppState {
             store: store.clone(),
@@ -190,6 +201,7 @@ impl TestApp {
         if let Some(interval) = options.sync_interval {
             tasks.push(tokio::spawn(status.sync.clone().run(interval)));
         }
+        tasks.extend(near_task);
         TestApp {
             addr,
             base: format!("http://{addr}"),
@@ -219,10 +231,11 @@ impl TestApp {
             .sum()
     }
 
-    /// Waits (up to 10 s) until the cache answers for this instance.
+    /// Waits (up to 10 s) until the cache answers for this instance (the near-cache, if it has one).
     pub async fn wait_for_cache(&self) {
+        let cache = self.status.near.as_ref().map_or(&self.status.cache, |n| n.cache());
         for _ in 0..200 {
-            if let Ok(hotline_cache::Lookup::Known { marker, .. }) = self.status.cache.lookup(&[]).await {
+            if let Ok(hotline_cache::Lookup::Known { marker, .. }) = cache.lookup(&[]).await {
                 if chrono::Utc::now().signed_duration_since(marker.as_of).num_milliseconds() < 1500 {
                     return;
                 }

@@ -37,6 +37,8 @@ pub struct Config {
     pub cache_freshness_ms: u64,
     /// How often each instance brings the cache up to the store (ms).
     pub cache_sync_interval_ms: u64,
+    /// With Redis: keep an in-process near-cache in each instance as well.
+    pub near_cache: bool,
 }
 
 impl Default for Config {
@@ -51,6 +53,7 @@ impl Default for Config {
             redis_prefix: "hl".into(),
             cache_freshness_ms: 2_000,
             cache_sync_interval_ms: 250,
+            near_cache: true,
         }
     }
 }
@@ -78,6 +81,7 @@ impl Config {
                 "redis_prefix",
                 "cache_freshness_ms",
                 "cache_sync_interval_ms",
+                "near_cache",
             ]))
             .extract()
             .context("invalid configuration")

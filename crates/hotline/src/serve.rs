@@ -10,6 +10,7 @@ use anyhow::Context;
 use hotline_api::metrics::Metrics;
 use hotline_api::status_service::StatusService;
 use hotline_api::{AppState, SystemClock};
+use hotline_cache::{NearCache, RevocationCache};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -41,10 +42,22 @@ pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<(
 
     let cache = config.cache()?;
     let issuers = store.issuers().await?;
-    let status = Arc::new(StatusService::new(store.clone(), cache, issuers, config.status_settings()));
-    tracing::info!(cache = status.cache.backend_name(), freshness_ms = config.cache_freshness_ms, "revocation cache");
+    let interval = Duration::from_millis(config.cache_sync_interval_ms);
+    let mut status = StatusService::new(store.clone(), cache.clone(), issuers, config.status_settings());
+    if let (RevocationCache::Redis(redis), true) = (&cache, config.near_cache) {
+        let near = NearCache::new(store.clone(), redis.clone());
+        tokio::spawn(near.clone().run(interval));
+        status = status.with_near_cache(near);
+    }
+    let status = Arc::new(status);
+    tracing::info!(
+        cache = status.cache.backend_name(),
+        near_cache = status.near.is_some(),
+        freshness_ms = config.cache_freshness_ms,
+        "revocation cache"
+    );
     // The first step builds the cache if it is empty; validators are answered from the store meanwhile.
-    tokio::spawn(status.sync.clone().run(Duration::from_millis(config.cache_sync_interval_ms)));
+    tokio::spawn(status.sync.clone().run(interval));
     let state = AppState {
         store,
         rules,

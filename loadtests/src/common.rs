@@ -1,0 +1,75 @@
+//! Pieces every benchmark needs: a scratch database, the hotline binary run as
+//! a command or a server, a free port, percentiles.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::Command;
+
+/// The PII key of benchmark deployments (synthetic data only).
+pub const KEY: &str = "4c0ad1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2";
+
+pub fn db_url(admin: &str, name: &str) -> anyhow::Result<String> {
+    let i = admin.rfind('/').context("the PostgreSQL URL must name a database")?;
+    Ok(format!("{}/{name}", &admin[..i]))
+}
+
+pub async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let status = Command::new("psql").args(["-q", "-d", url, "-c", sql]).status().await?;
+    if !status.success() {
+        bail!("psql failed: {sql}");
+    }
+    Ok(())
+}
+
+/// Drops and creates a scratch database; returns its URL.
+pub async fn fresh_database(admin: &str, name: &str) -> anyhow::Result<String> {
+    psql(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    psql(admin, &format!("CREATE DATABASE {name}")).await?;
+    db_url(admin, name)
+}
+
+/// Runs a hotline command against `db`; returns its standard output.
+pub async fn hotline(bin: &str, db: &str, env: &[(&str, &str)], cli: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .args(cli)
+        .env("HOTLINE_DATABASE_URL", db)
+        .env("HOTLINE_PII_KEY", KEY)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .with_context(|| format!("could not run {bin}"))?;
+    if !out.status.success() {
+        bail!("hotline {cli:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub async fn token(bin: &str, db: &str, role: &str) -> anyhow::Result<String> {
+    let out = hotline(bin, db, &[], &["token", "create", "--role", role, "--name", &format!("bench-{role}")]).await?;
+    Ok(out.lines().last().context("no token printed")?.to_owned())
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until `url` answers 2xx.
+pub async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{url} never became ready")
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}

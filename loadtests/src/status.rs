@@ -1,0 +1,288 @@
+//! The validator status benchmark. It builds a deployment with its own Redis,
+//! about 100 000 certificates of which 10 000 are held (suspended through the
+//! API), then measures in one run on the same machine with the same wrk
+//! settings:
+//! - nginx answering a static 200 (the HTTP ceiling),
+//! - `GET /v1/status/{issuer}/{serial}` over a mix of held and good serials,
+//! - `redis-benchmark -t get` (the Redis ceiling),
+//! - the status endpoint at half its measured maximum rate, open loop, with
+//!   latency counted from each request's scheduled send time.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::common::{KEY, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "target/release/hotline")]
+    hotline: String,
+    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pg_url: String,
+    /// Holders to seed: 37 500 holders carry about 100 000 certificates.
+    #[arg(long, default_value_t = 37_500)]
+    holders: usize,
+    /// Cards to suspend (two certificates each).
+    #[arg(long, default_value_t = 5_000)]
+    held_cards: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// Extra environment for the hotline server, as NAME=VALUE (repeatable).
+    #[arg(long = "server-env")]
+    server_env: Vec<String>,
+}
+
+struct Wrk {
+    rps: f64,
+    p50: String,
+    p99: String,
+}
+
+async fn wrk(url: &str, script: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
+    if let Some(s) = script {
+        cmd.args(["-s", s]);
+    }
+    let out = cmd.arg(url).output().await.context("wrk is not installed (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if text.contains("Non-2xx") {
+        bail!("wrk saw errors:\n{text}");
+    }
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    Ok(Wrk {
+        rps: field("Requests/sec:").and_then(|v| v.parse().ok()).context(format!("no rate in wrk output:\n{text}"))?,
+        p50: field("50%").unwrap_or_default(),
+        p99: field("99%").unwrap_or_default(),
+    })
+}
+
+fn spawn(cmd: &mut Command) -> anyhow::Result<Child> {
+    Ok(cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?)
+}
+
+async fn start_nginx(dir: &std::path::Path) -> anyhow::Result<(Child, u16)> {
+    let port = free_port()?;
+    let conf = format!(
+        "worker_processes 2; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
+         events {{ worker_connections 1024; }}
+         http {{ access_log off; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
+                 uwsgi_temp_path {dir}; scgi_temp_path {dir};
+                 server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok'; }} }} }}",
+        dir = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf)?;
+    let child = spawn(Command::new("nginx").arg("-c").arg(&path).arg("-p").arg(dir))
+        .context("nginx is not installed (apt-get install nginx-light)")?;
+    Ok((child, port))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = fresh_database(&args.pg_url, "hotline_bench_status").await?;
+    let dir = std::env::temp_dir().join(format!("hotline-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let redis_port = free_port()?;
+    let _redis = spawn(Command::new("redis-server").args([
+        "--port",
+        &redis_port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]))?;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let samples = dir.join("samples.json");
+    hotline(&args.hotline, &db, &[], &["migrate"]).await?;
+    eprintln!("seeding {} holders…", args.holders);
+    hotline(
+        &args.hotline,
+        &db,
+        &[],
+        &["seed", "--holders", &args.holders.to_string(), "--samples", &samples.to_string_lossy()],
+    )
+    .await?;
+    let operator = token(&args.hotline, &db, "operator").await?;
+    let validator = token(&args.hotline, &db, "validator").await?;
+    let holders: Value = serde_json::from_slice(&std::fs::read(&samples)?)?;
+    let holders = holders["holders"].as_array().context("no holders")?.clone();
+    let certificates: usize = holders
+        .iter()
+        .map(|h| {
+            h["card"]["certificates"].as_array().map_or(0, Vec::len)
+                + h["smartphones"]
+                    .as_array()
+                    .map_or(0, |p| p.iter().map(|p| p["certificates"].as_array().map_or(0, Vec::len)).sum())
+        })
+        .sum();
+
+    let port = free_port()?;
+    let mut server = Command::new(&args.hotline);
+    server
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOTLINE_DATABASE_URL", &db)
+        .env("HOTLINE_PII_KEY", KEY)
+        .env("HOTLINE_REDIS_URL", &redis_url);
+    for kv in &args.server_env {
+        let (k, v) = kv.split_once('=').context("--server-env takes NAME=VALUE")?;
+        server.env(k, v);
+    }
+    let _server = spawn(&mut server)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &format!("{base}/readyz")).await?;
+
+    eprintln!("suspending {} cards through the API…", args.held_cards);
+    let bodies: Vec<Value> = holders
+        .iter()
+        .take(args.held_cards)
+        .map(|h| {
+            json!({"call_id": "bench", "language": "ja", "cause": "loss", "item": "card",
+                        "holder": {"individual_number": h["individual_number"], "date_of_birth": h["date_of_birth"]}})
+        })
+        .collect();
+    let (_, statuses) = crate::suspend::send_all(&client, &base, &operator, &bodies, 8).await?;
+    if statuses.keys().any(|s| *s != 201) {
+        bail!("suspensions failed: {statuses:?} (cards are accepted 08:30-20:00 Tokyo time only)");
+    }
+    // Held serials and as many good ones, interleaved.
+    let mut paths = Vec::new();
+    for (i, h) in holders.iter().enumerate().take(args.held_cards * 2) {
+        for c in h["card"]["certificates"].as_array().into_iter().flatten() {
+            paths.push(format!(
+                "/v1/status/{}/{}",
+                c["issuer"].as_str().unwrap_or(""),
+                c["serial"].as_str().unwrap_or("")
+            ));
+        }
+        let _ = i;
+    }
+    let lua = dir.join("status.lua");
+    let table: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        &lua,
+        format!(
+            "local paths = {{{}}}\nwrk.headers[\"Authorization\"] = \"Bearer {validator}\"\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n",
+            table.join(",")
+        ),
+    )?;
+    let lua = lua.to_string_lossy().into_owned();
+    // Let the cache settle, then warm up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wrk(&base, Some(&lua), 3, args.connections).await?;
+
+    let (_nginx, nginx_port) = start_nginx(&dir).await?;
+    wait_ready(&client, &format!("http://127.0.0.1:{nginx_port}/")).await?;
+    eprintln!("measuring nginx, the status endpoint and redis-benchmark…");
+    let nginx = wrk(&format!("http://127.0.0.1:{nginx_port}/"), None, args.seconds, args.connections).await?;
+    let status = wrk(&base, Some(&lua), args.seconds, args.connections).await?;
+    let rb = Command::new("redis-benchmark")
+        .args(["-p", &redis_port.to_string(), "-t", "get", "-n", "300000", "-c", "50", "-q"])
+        .output()
+        .await?;
+    // The quiet output still redraws progress with carriage returns; the summary is the last segment.
+    let rb = String::from_utf8_lossy(&rb.stdout).into_owned();
+    let redis_rps: f64 = rb
+        .split(['\r', '\n'])
+        .find(|seg| seg.contains("requests per second"))
+        .and_then(|seg| seg.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let half = status.rps / 2.0;
+    eprintln!("open loop at {half:.0} req/s…");
+    let (p50, p99, sent) = open_loop(&client, &base, &paths, &validator, half, args.seconds).await?;
+    let nginx_paths = vec!["/".to_owned()];
+    let nginx_base = format!("http://127.0.0.1:{nginx_port}");
+    let (n50, n99, _) = open_loop(&client, &nginx_base, &nginx_paths, &validator, half, args.seconds).await?;
+
+    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
+    println!(
+        "Validator status, {certificates} certificates ({} held), wrk -t2 -c{} -d{}s",
+        args.held_cards * 2,
+        args.connections,
+        args.seconds
+    );
+    println!("| what | req/s | p50 | p99 | ratio to nginx |");
+    println!("|---|---|---|---|---|");
+    println!("| nginx static 200 | {:.0} | {} | {} | 1.00 |", nginx.rps, nginx.p50, nginx.p99);
+    println!(
+        "| GET /v1/status/{{issuer}}/{{serial}} | {:.0} | {} | {} | {:.2} |",
+        status.rps,
+        status.p50,
+        status.p99,
+        status.rps / nginx.rps
+    );
+    println!("| redis-benchmark -t get -c 50 | {redis_rps:.0} | | | {:.2} |", redis_rps / nginx.rps);
+    println!(
+        "| status at half its maximum ({half:.0} req/s, open loop, {sent} requests) | | {} | {} | |",
+        ms(p50),
+        ms(p99)
+    );
+    println!("| nginx at the same rate, same open-loop client | | {} | {} | |", ms(n50), ms(n99));
+    println!("answers by source: {sources:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Sends `rate` requests per second for `seconds`, each at its scheduled time,
+/// and measures latency from that time (so queueing delay is not hidden).
+async fn open_loop(
+    client: &reqwest::Client,
+    base: &str,
+    paths: &[String],
+    token: &str,
+    rate: f64,
+    seconds: u32,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    let lanes = 32usize;
+    let total = (rate * f64::from(seconds)) as usize;
+    let interval = Duration::from_secs_f64(lanes as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(100);
+    let paths = Arc::new(paths.to_vec());
+    let mut tasks = Vec::new();
+    for lane in 0..lanes {
+        let (client, base, token, paths) = (client.clone(), base.to_owned(), token.to_owned(), paths.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let offset = interval.mul_f64(lane as f64 / lanes as f64);
+            let mut k = 0usize;
+            loop {
+                let i = k * lanes + lane;
+                if i >= total {
+                    break;
+                }
+                let due = start + offset + interval * k as u32;
+                tokio::time::sleep_until(due.into()).await;
+                let url = format!("{base}{}", paths[i % paths.len()]);
+                let ok = client.get(url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success());
+                if ok {
+                    latencies.push(due.elapsed());
+                }
+                k += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in futures::future::join_all(tasks).await {
+        all.extend(t?);
+    }
+    all.sort();
+    Ok((percentile(&all, 0.5), percentile(&all, 0.99), all.len()))
+}
