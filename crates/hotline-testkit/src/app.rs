@@ -235,10 +235,10 @@ impl TestApp {
     pub async fn wait_for_cache(&self) {
         let cache = self.status.near.as_ref().map_or(&self.status.cache, |n| n.cache());
         for _ in 0..200 {
-            if let Ok(hotline_cache::Lookup::Known { marker, .. }) = cache.lookup(&[]).await {
-                if chrono::Utc::now().signed_duration_since(marker.as_of).num_milliseconds() < 1500 {
-                    return;
-                }
+            if let Ok(hotline_cache::Lookup::Known { marker, .. }) = cache.lookup(&[]).await
+                && chrono::Utc::now().signed_duration_since(marker.as_of).num_milliseconds() < 1500
+            {
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
