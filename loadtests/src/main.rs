@@ -12,8 +12,11 @@
 //! with wrk next to nginx serving a static 200 and `redis-benchmark -t get`.
 
 mod common;
+mod rawhttp;
+mod rebuild;
 mod status;
 mod suspend;
+mod visibility;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +33,10 @@ enum Command {
     Suspend(suspend::Args),
     /// Validator status throughput and latency, against nginx and redis-benchmark.
     Status(status::Args),
+    /// Suspension through one instance → visible through another.
+    Visibility(visibility::Args),
+    /// `hotline cache rebuild` time and memory for about a million certificates.
+    Rebuild(rebuild::Args),
 }
 
 #[tokio::main]
@@ -37,5 +44,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Suspend(args) => suspend::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Visibility(args) => visibility::run(args).await,
+        Command::Rebuild(args) => rebuild::run(args).await,
     }
 }

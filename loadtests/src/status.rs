@@ -9,8 +9,7 @@
 //!   latency counted from each request's scheduled send time.
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -79,7 +78,7 @@ async fn start_nginx(dir: &std::path::Path) -> anyhow::Result<(Child, u16)> {
     let conf = format!(
         "worker_processes 2; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
          events {{ worker_connections 1024; }}
-         http {{ access_log off; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
+         http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
                  uwsgi_temp_path {dir}; scgi_temp_path {dir};
                  server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok'; }} }} }}",
         dir = dir.display()
@@ -205,10 +204,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(0.0);
     let half = status.rps / 2.0;
     eprintln!("open loop at {half:.0} req/s…");
-    let (p50, p99, sent) = open_loop(&client, &base, &paths, &validator, half, args.seconds).await?;
+    let (p50, p99, sent) = open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, args.seconds).await?;
     let nginx_paths = vec!["/".to_owned()];
-    let nginx_base = format!("http://127.0.0.1:{nginx_port}");
-    let (n50, n99, _) = open_loop(&client, &nginx_base, &nginx_paths, &validator, half, args.seconds).await?;
+    let (n50, n99, _) =
+        open_loop(&format!("127.0.0.1:{nginx_port}"), &nginx_paths, &validator, half, args.seconds).await?;
 
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
     let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
@@ -240,49 +239,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends `rate` requests per second for `seconds`, each at its scheduled time,
-/// and measures latency from that time (so queueing delay is not hidden).
+/// Open-loop load at `rate` for `seconds`; returns (p50, p99, answered).
 async fn open_loop(
-    client: &reqwest::Client,
-    base: &str,
+    addr: &str,
     paths: &[String],
     token: &str,
     rate: f64,
     seconds: u32,
 ) -> anyhow::Result<(Duration, Duration, usize)> {
-    let lanes = 32usize;
-    let total = (rate * f64::from(seconds)) as usize;
-    let interval = Duration::from_secs_f64(lanes as f64 / rate);
-    let start = Instant::now() + Duration::from_millis(100);
-    let paths = Arc::new(paths.to_vec());
-    let mut tasks = Vec::new();
-    for lane in 0..lanes {
-        let (client, base, token, paths) = (client.clone(), base.to_owned(), token.to_owned(), paths.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let offset = interval.mul_f64(lane as f64 / lanes as f64);
-            let mut k = 0usize;
-            loop {
-                let i = k * lanes + lane;
-                if i >= total {
-                    break;
-                }
-                let due = start + offset + interval * k as u32;
-                tokio::time::sleep_until(due.into()).await;
-                let url = format!("{base}{}", paths[i % paths.len()]);
-                let ok = client.get(url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success());
-                if ok {
-                    latencies.push(due.elapsed());
-                }
-                k += 1;
-            }
-            latencies
-        }));
+    let (latencies, failed) = crate::rawhttp::open_loop(addr, paths, token, rate, seconds, 32).await?;
+    if failed > 0 {
+        bail!("{failed} requests failed during the open-loop run");
     }
-    let mut all = Vec::with_capacity(total);
-    for t in futures::future::join_all(tasks).await {
-        all.extend(t?);
-    }
-    all.sort();
-    Ok((percentile(&all, 0.5), percentile(&all, 0.99), all.len()))
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len()))
 }

@@ -2,7 +2,7 @@
 //! The same semantics as Redis, under one mutex.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use hotline_core::{CertificateStatus, IssuerId, Serial};
@@ -10,7 +10,8 @@ use hotline_store::StatusChange;
 
 use crate::{Applied, CachedStatus, Lookup, Marker, Rebuild};
 
-type Entries = HashMap<(String, String), CachedStatus>;
+/// issuer → serial → status: nested so a lookup borrows `&str` keys and allocates nothing.
+type Entries = HashMap<String, HashMap<String, CachedStatus>>;
 
 #[derive(Default)]
 struct State {
@@ -21,31 +22,35 @@ struct State {
 }
 
 #[derive(Clone, Default)]
-pub struct MemoryCache(Arc<Mutex<State>>);
+pub struct MemoryCache(Arc<RwLock<State>>);
 
 impl MemoryCache {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-written in a
-        // way that matters more than losing the cache, which readers survive.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    // A panic while holding the lock cannot leave the maps half-written in a
+    // way that matters more than losing the cache, which readers survive.
+    fn state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn lookup(&self, keys: &[(IssuerId, Serial)]) -> Lookup {
-        let state = self.state();
+        let state = self.read();
         let Some(marker) = state.marker else { return Lookup::Cold };
         let entries = keys
             .iter()
-            .map(|(i, s)| state.current.get(&(i.as_str().to_owned(), s.as_str().to_owned())).cloned())
+            .map(|(i, s)| state.current.get(i.as_str()).and_then(|by_serial| by_serial.get(s.as_str())).cloned())
             .collect();
         Lookup::Known { marker, entries }
     }
 
     pub(crate) fn marker(&self) -> Option<Marker> {
-        self.state().marker
+        self.read().marker
     }
 
     pub(crate) fn apply(&self, from: i64, changes: &[StatusChange], to: i64, as_of: Option<DateTime<Utc>>) -> Applied {
@@ -101,10 +106,12 @@ impl MemoryCache {
 }
 
 fn put(entries: &mut Entries, c: &StatusChange) {
-    let key = (c.issuer.clone(), c.serial.clone());
     if c.status == CertificateStatus::Good {
-        entries.remove(&key);
+        if let Some(by_serial) = entries.get_mut(&c.issuer) {
+            by_serial.remove(&c.serial);
+        }
     } else {
-        entries.insert(key, CachedStatus { status: c.status, reason: c.reason.clone(), since: c.since });
+        let status = CachedStatus { status: c.status, reason: c.reason.clone(), since: c.since };
+        entries.entry(c.issuer.clone()).or_default().insert(c.serial.clone(), status);
     }
 }
