@@ -92,7 +92,17 @@ fn services() -> Result {
         ]))?;
         wait_for(6379, "Redis")?;
     }
+    forget_test_keys();
     Ok(())
+}
+
+/// Tests that share the standing Redis write under `hlt…` prefixes; clear what earlier runs left.
+fn forget_test_keys() {
+    let Ok(out) = Command::new("redis-cli").args(["--scan", "--pattern", "hlt*"]).output() else { return };
+    let keys: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    for chunk in keys.chunks(500) {
+        let _ = Command::new("redis-cli").arg("UNLINK").args(chunk).output();
+    }
 }
 
 /// Creates the test role if it is missing, and drops databases left by interrupted runs.
