@@ -78,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This route does not take this method")
         })
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
         .with_state(state);
 
     // Outermost first: the request id exists before the trace span that records it.

@@ -5,12 +5,27 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 type Labels2 = [(&'static str, &'static str); 2];
+type Labels3 = [(&'static str, &'static str); 3];
+type RouteLabels = [(&'static str, String); 3];
+
+/// Latency buckets (seconds), dense below 100 ms where the service should live.
+const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 pub struct Metrics {
     registry: Registry,
+    /// Requests by method, matched route and status code.
+    pub http_requests: Family<RouteLabels, Counter>,
+    /// Request latency by method and matched route.
+    pub http_request_duration: Family<[(&'static str, String); 2], Histogram>,
+    /// Suspension reports by item, mode and outcome.
+    pub suspensions: Family<Labels3, Counter>,
+    /// Releases by outcome.
+    pub releases: Family<[(&'static str, &'static str); 1], Counter>,
     /// Status answers by where they came from (`cache`, `store`, `unavailable`) and the status given.
     pub status_answers: Family<Labels2, Counter>,
     /// Cache updates right after a commit that failed (the background sync repairs them).
@@ -20,6 +35,31 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("hotline");
+        let http_requests = Family::<RouteLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by method, matched route and status", http_requests.clone());
+        let http_request_duration =
+            Family::<[(&'static str, String); 2], Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and matched route",
+            http_request_duration.clone(),
+        );
+        let suspensions = Family::<Labels3, Counter>::default();
+        registry.register(
+            "suspensions",
+            "Suspension reports by item, mode and outcome (accepted, already_suspended, refused_by_rule, rejected)",
+            suspensions.clone(),
+        );
+        let releases = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register("releases", "Releases at the counter by outcome", releases.clone());
+        let build = Family::<[(&'static str, &'static str); 2], Gauge>::default();
+        build
+            .get_or_create(&[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", option_env!("HOTLINE_GIT_COMMIT").unwrap_or("unknown")),
+            ])
+            .set(1);
+        registry.register("build_info", "Always 1; the labels say which build is running", build);
         let status_answers = Family::<Labels2, Counter>::default();
         registry.register("status_answers", "Certificate status answers by source and status", status_answers.clone());
         let cache_write_failures = Counter::default();
@@ -28,11 +68,27 @@ impl Metrics {
             "Cache updates after a commit that failed and were left to the background sync",
             cache_write_failures.clone(),
         );
-        Self { registry, status_answers, cache_write_failures }
+        Self {
+            registry,
+            http_requests,
+            http_request_duration,
+            suspensions,
+            releases,
+            status_answers,
+            cache_write_failures,
+        }
     }
 
     pub fn status_answer(&self, source: &'static str, status: &'static str) {
         self.status_answers.get_or_create(&[("source", source), ("status", status)]).inc();
+    }
+
+    pub fn suspension(&self, item: &'static str, mode: &'static str, outcome: &'static str) {
+        self.suspensions.get_or_create(&[("item", item), ("mode", mode), ("outcome", outcome)]).inc();
+    }
+
+    pub fn release(&self, outcome: &'static str) {
+        self.releases.get_or_create(&[("outcome", outcome)]).inc();
     }
 
     pub fn render(&self) -> String {
@@ -41,6 +97,35 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Counts every request and times it, by method, matched route and status.
+pub async fn record(
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics
+        .http_request_duration
+        .get_or_create(&[("method", method.clone()), ("route", route.clone())])
+        .observe(elapsed);
+    metrics
+        .http_requests
+        .get_or_create(&[("method", method), ("route", route), ("status", response.status().as_u16().to_string())])
+        .inc();
+    response
 }
 
 impl Default for Metrics {

@@ -118,7 +118,10 @@ pub async fn create(
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
     let now = state.clock.now();
-    let report = parse_report(&body, tokyo_date(now)).map_err(Problem::validation)?;
+    let report = parse_report(&body, tokyo_date(now)).map_err(|errors| {
+        state.metrics.suspension("unknown", "unknown", "rejected");
+        Problem::validation(errors)
+    })?;
     let claim = claim_for(&state, &caller.token.id, key, "POST /v1/suspensions", &body);
     match state.store.previous_answer(&claim).await? {
         Previous::Replay(saved) => return Ok(replay(saved)),
@@ -126,7 +129,9 @@ pub async fn create(
         Previous::None => {}
     }
     let decision = state.rules.decide(now, report.item).context("no reception rules are in force")?;
+    let (item, mode) = (report.item.as_str(), decision.mode.as_str());
     if !decision.accepted {
+        state.metrics.suspension(item, mode, "refused_by_rule");
         return Err(outside_hours(&decision));
     }
     let new = NewSuspension {
@@ -155,6 +160,13 @@ pub async fn create(
         }
         _ => {}
     }
+    let label = match &outcome {
+        SuspendOutcome::Created(_) => "accepted",
+        SuspendOutcome::AlreadySuspended(_) => "already_suspended",
+        SuspendOutcome::Replay(_) => "replayed",
+        _ => "rejected",
+    };
+    state.metrics.suspension(item, mode, label);
     match outcome {
         SuspendOutcome::Created(_) | SuspendOutcome::AlreadySuspended(_) => {
             Ok(replay_fresh(render_suspension(&outcome)?))
@@ -251,7 +263,14 @@ pub async fn release(
         idempotency: claim,
     };
     let render = |view: &hotline_store::SuspensionView| saved(StatusCode::OK, &SuspensionDetail::from(view));
-    match state.store.release(&release, render).await? {
+    let outcome = state.store.release(&release, render).await?;
+    state.metrics.release(match &outcome {
+        ReleaseOutcome::Released(_) => "released",
+        ReleaseOutcome::Replay(_) => "replayed",
+        ReleaseOutcome::AlreadyReleased(_) => "already_released",
+        ReleaseOutcome::KeyReused | ReleaseOutcome::NotFound => "rejected",
+    });
+    match outcome {
         ReleaseOutcome::Released(view) => {
             state.status.after_commit(&state.metrics).await;
             tracing::info!(suspension = %view.id, "released");
