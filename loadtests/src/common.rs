@@ -6,6 +6,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
+/// Where a benchmark finds the binary to measure and the database to build on.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The hotline binary to measure (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/hotline")]
+    pub hotline: String,
+    /// A PostgreSQL URL whose role may create databases.
+    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub pg_url: String,
+}
+
 /// The PII key of benchmark deployments (synthetic data only).
 pub const KEY: &str = "4c0ad1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2";
 

@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
-use crate::common::{KEY, free_port, fresh_database, hotline, psql};
+use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = "target/release/hotline")]
-    hotline: String,
-    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pg_url: String,
+    #[command(flatten)]
+    target: Target,
     /// 375 000 holders carry about 1 000 000 certificates.
     #[arg(long, default_value_t = 375_000)]
     holders: usize,
@@ -44,11 +42,11 @@ fn peak_kb(pid: u32) -> Option<u64> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db = fresh_database(&args.pg_url, "hotline_bench_rebuild").await?;
-    hotline(&args.hotline, &db, &[], &["migrate"]).await?;
+    let db = fresh_database(&args.target.pg_url, "hotline_bench_rebuild").await?;
+    hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;
     eprintln!("seeding {} holders…", args.holders);
     let seeded = Instant::now();
-    hotline(&args.hotline, &db, &[], &["seed", "--holders", &args.holders.to_string()]).await?;
+    hotline(&args.target.hotline, &db, &[], &["seed", "--holders", &args.holders.to_string()]).await?;
     let seed_time = seeded.elapsed();
     psql(
         &db,
@@ -74,7 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = redis_used_memory(port).await?;
     let started = Instant::now();
-    let mut child = Command::new(&args.hotline)
+    let mut child = Command::new(&args.target.hotline)
         .args(["cache", "rebuild"])
         .env("HOTLINE_DATABASE_URL", &db)
         .env("HOTLINE_PII_KEY", KEY)
@@ -98,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("hotline cache rebuild failed");
     }
     let after = redis_used_memory(port).await?;
-    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_bench_rebuild WITH (FORCE)").await?;
+    psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_rebuild WITH (FORCE)").await?;
     println!(
         "hotline cache rebuild: certificates (all, not good) = {counts}; seeding took {:.0} s",
         seed_time.as_secs_f64()

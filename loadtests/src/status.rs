@@ -15,14 +15,12 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::common::{KEY, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
+use crate::common::{KEY, Target, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = "target/release/hotline")]
-    hotline: String,
-    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pg_url: String,
+    #[command(flatten)]
+    target: Target,
     /// Holders to seed: 37 500 holders carry about 100 000 certificates.
     #[arg(long, default_value_t = 37_500)]
     holders: usize,
@@ -91,7 +89,7 @@ async fn start_nginx(dir: &std::path::Path) -> anyhow::Result<(Child, u16)> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db = fresh_database(&args.pg_url, "hotline_bench_status").await?;
+    let db = fresh_database(&args.target.pg_url, "hotline_bench_status").await?;
     let dir = std::env::temp_dir().join(format!("hotline-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let redis_port = free_port()?;
@@ -107,17 +105,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ]))?;
     let redis_url = format!("redis://127.0.0.1:{redis_port}");
     let samples = dir.join("samples.json");
-    hotline(&args.hotline, &db, &[], &["migrate"]).await?;
+    hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;
     eprintln!("seeding {} holders…", args.holders);
     hotline(
-        &args.hotline,
+        &args.target.hotline,
         &db,
         &[],
         &["seed", "--holders", &args.holders.to_string(), "--samples", &samples.to_string_lossy()],
     )
     .await?;
-    let operator = token(&args.hotline, &db, "operator").await?;
-    let validator = token(&args.hotline, &db, "validator").await?;
+    let operator = token(&args.target.hotline, &db, "operator").await?;
+    let validator = token(&args.target.hotline, &db, "validator").await?;
     let holders: Value = serde_json::from_slice(&std::fs::read(&samples)?)?;
     let holders = holders["holders"].as_array().context("no holders")?.clone();
     let certificates: usize = holders
@@ -131,7 +129,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .sum();
 
     let port = free_port()?;
-    let mut server = Command::new(&args.hotline);
+    let mut server = Command::new(&args.target.hotline);
     server
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", &db)

@@ -9,19 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::common::{self, KEY, db_url, free_port, ms, percentile, psql};
+use crate::common::{self, KEY, Target, db_url, free_port, ms, percentile, psql};
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The hotline binary to measure (build it with `cargo build --release`).
-    #[arg(long, default_value = "target/release/hotline")]
-    hotline: String,
-    /// A PostgreSQL URL whose role may create databases.
-    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pg_url: String,
+    #[command(flatten)]
+    target: Target,
     #[arg(long, default_value_t = 20_000)]
     holders: usize,
     #[arg(long, default_value_t = 5_000)]
@@ -34,13 +30,13 @@ pub struct Args {
 }
 
 async fn hotline(args: &Args, db: &str, cli: &[&str]) -> anyhow::Result<String> {
-    common::hotline(&args.hotline, db, &[], cli).await
+    common::hotline(&args.target.hotline, db, &[], cli).await
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db = db_url(&args.pg_url, "hotline_bench")?;
-    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
-    psql(&args.pg_url, "CREATE DATABASE hotline_bench").await?;
+    let db = db_url(&args.target.pg_url, "hotline_bench")?;
+    psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
+    psql(&args.target.pg_url, "CREATE DATABASE hotline_bench").await?;
     let samples_path = std::env::temp_dir().join("hotline-bench-samples.json");
     let samples_arg = samples_path.to_string_lossy().into_owned();
     hotline(&args, &db, &["migrate"]).await?;
@@ -55,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let port = free_port()?;
-    let mut server = Command::new(&args.hotline)
+    let mut server = Command::new(&args.target.hotline)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", &db)
         .env("HOTLINE_PII_KEY", KEY)
@@ -106,9 +102,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     latencies.sort();
 
     eprintln!("pgbench ceiling: {} clients for {} s…", args.concurrency, args.pgbench_seconds);
-    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_pgbench WITH (FORCE)").await?;
-    psql(&args.pg_url, "CREATE DATABASE hotline_pgbench").await?;
-    let pgbench_db = db_url(&args.pg_url, "hotline_pgbench")?;
+    psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_pgbench WITH (FORCE)").await?;
+    psql(&args.target.pg_url, "CREATE DATABASE hotline_pgbench").await?;
+    let pgbench_db = db_url(&args.target.pg_url, "hotline_pgbench")?;
     let init = Command::new("pgbench").args(["-q", "-i", "-s", "10", &pgbench_db]).output().await?;
     anyhow::ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
     let c = args.concurrency.to_string();
@@ -126,8 +122,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .find(|l| l.starts_with("latency average"))
         .map(|l| l.trim_start_matches("latency average = ").to_owned())
         .unwrap_or_default();
-    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_pgbench WITH (FORCE)").await?;
-    psql(&args.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
+    psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_pgbench WITH (FORCE)").await?;
+    psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
 
     let rate = measured.len() as f64 / elapsed.as_secs_f64();
     println!(

@@ -8,14 +8,12 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::common::{KEY, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
+use crate::common::{KEY, Target, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = "target/release/hotline")]
-    hotline: String,
-    #[arg(long, env = "HOTLINE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pg_url: String,
+    #[command(flatten)]
+    target: Target,
     #[arg(long, default_value_t = 1_000)]
     suspensions: usize,
 }
@@ -33,7 +31,7 @@ fn serve(bin: &str, db: &str, redis: &str, port: u16) -> anyhow::Result<Child> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db = fresh_database(&args.pg_url, "hotline_bench_visibility").await?;
+    let db = fresh_database(&args.target.pg_url, "hotline_bench_visibility").await?;
     let redis_port = free_port()?;
     let _redis = Command::new("redis-server")
         .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -42,11 +40,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .spawn()?;
     let redis = format!("redis://127.0.0.1:{redis_port}");
     let samples = std::env::temp_dir().join("hotline-bench-visibility.json");
-    hotline(&args.hotline, &db, &[], &["migrate"]).await?;
+    hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;
     let holders = (args.suspensions * 4).to_string();
-    hotline(&args.hotline, &db, &[], &["seed", "--holders", &holders, "--samples", &samples.to_string_lossy()]).await?;
-    let operator = token(&args.hotline, &db, "operator").await?;
-    let validator = token(&args.hotline, &db, "validator").await?;
+    hotline(&args.target.hotline, &db, &[], &["seed", "--holders", &holders, "--samples", &samples.to_string_lossy()])
+        .await?;
+    let operator = token(&args.target.hotline, &db, "operator").await?;
+    let validator = token(&args.target.hotline, &db, "validator").await?;
     let all: Value = serde_json::from_slice(&std::fs::read(&samples)?)?;
     let all = all["holders"].as_array().context("no holders")?.clone();
     // Smartphone reports are accepted at any hour, so the benchmark runs day or night.
@@ -56,8 +55,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("only {} holders with smartphones", phones.len());
     }
     let (pa, pb) = (free_port()?, free_port()?);
-    let _a = serve(&args.hotline, &db, &redis, pa)?;
-    let _b = serve(&args.hotline, &db, &redis, pb)?;
+    let _a = serve(&args.target.hotline, &db, &redis, pa)?;
+    let _b = serve(&args.target.hotline, &db, &redis, pb)?;
     let client = reqwest::Client::new();
     let (a, b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
     wait_ready(&client, &format!("{a}/readyz")).await?;
