@@ -30,7 +30,7 @@ pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
 pub use rows::{format_instant, parse_instant};
-pub use status::{CertificateStatusRecord, StatusLookup};
+pub use status::CertificateStatusRecord;
 pub use suspend::{NewSuspension, SuspendOutcome};
 pub use tokens::{TokenRecord, hash_secret};
 pub use views::{CertificateView, SuspensionState, SuspensionView};

@@ -1,5 +1,6 @@
 //! Certificate status for validators, with CRL semantics: a serial the
-//! registry does not list is good, an issuer it does not know is an error.
+//! registry does not list is good (`None`), an issuer it does not know is an
+//! error (callers check it against [`Store::issuers`]).
 
 use chrono::{DateTime, Utc};
 use hotline_core::{CertificateStatus, IssuerId, Serial};
@@ -13,14 +14,6 @@ pub struct CertificateStatusRecord {
     pub status: CertificateStatus,
     pub reason: Option<String>,
     pub since: DateTime<Utc>,
-}
-
-/// What the registry says about (issuer, serial).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusLookup {
-    UnknownIssuer,
-    NotListed,
-    Listed(CertificateStatusRecord),
 }
 
 /// How many keys one batch query asks for at most (keeps parameters under both databases' limits).
@@ -62,26 +55,5 @@ impl Store {
             }
         }
         Ok(keys.iter().map(|(i, s)| found.get(&(i.as_str().to_owned(), s.as_str().to_owned())).cloned()).collect())
-    }
-
-    pub async fn certificate_status(&self, issuer: &IssuerId, serial: &Serial) -> anyhow::Result<StatusLookup> {
-        let row = sqlx::query(
-            "SELECT i.id, c.status, c.reason, c.since
-               FROM issuers i LEFT JOIN certificates c ON c.issuer = i.id AND c.serial = $2
-              WHERE i.id = $1",
-        )
-        .bind(issuer.as_str())
-        .bind(serial.as_str())
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(StatusLookup::UnknownIssuer) };
-        if opt_text(&row, "status")?.is_none() {
-            return Ok(StatusLookup::NotListed);
-        }
-        Ok(StatusLookup::Listed(CertificateStatusRecord {
-            status: word(&row, "status")?,
-            reason: opt_text(&row, "reason")?,
-            since: instant(&row, "since")?,
-        }))
     }
 }

@@ -7,8 +7,7 @@ use chrono::{Duration, NaiveDate};
 use hotline_core::{CallId, Cause, CertificateStatus, DeviceId, IssuerId, Item, Language, Mode, PiiKey, Role, Serial};
 use hotline_store::synthetic::{Generator, SampleHolder};
 use hotline_store::{
-    Backend, IdempotencyClaim, NewSuspension, Release, ReleaseOutcome, SavedResponse, StatusLookup, Store,
-    SuspendOutcome,
+    Backend, IdempotencyClaim, NewSuspension, Release, ReleaseOutcome, SavedResponse, Store, SuspendOutcome,
 };
 use hotline_testkit::{TestDb, both_backends, day_instant};
 use rand::SeedableRng;
@@ -79,10 +78,9 @@ impl Fixture {
     }
 
     async fn status(&self, issuer: &str, serial: &Serial) -> CertificateStatus {
-        match self.store.certificate_status(&IssuerId::parse(issuer).unwrap(), serial).await.unwrap() {
-            StatusLookup::Listed(r) => r.status,
-            other => panic!("{other:?}"),
-        }
+        let key = (IssuerId::parse(issuer).unwrap(), serial.clone());
+        let found = self.store.certificate_statuses(&[key]).await.unwrap();
+        found[0].as_ref().map(|r| r.status).unwrap_or_else(|| panic!("{issuer}/{serial} is not listed"))
     }
 
     fn release(&self, suspension_id: &str, key: &str) -> Release {
@@ -261,13 +259,14 @@ async fn a_release_resumes_identification_and_revokes_signature(backend: Backend
 
 async fn status_follows_crl_semantics(backend: Backend) {
     let f = fixture(backend).await;
-    let issuer = IssuerId::parse("jpki-auth").unwrap();
-    let unlisted = Serial::parse("00ff").unwrap();
-    assert_eq!(f.store.certificate_status(&issuer, &unlisted).await.unwrap(), StatusLookup::NotListed);
-    let unknown = IssuerId::parse("jpki-other").unwrap();
-    assert_eq!(f.store.certificate_status(&unknown, &unlisted).await.unwrap(), StatusLookup::UnknownIssuer);
+    let issuers: Vec<String> = f.store.issuers().await.unwrap().iter().map(|i| i.to_string()).collect();
+    assert_eq!(issuers, ["jpki-auth", "jpki-sign"], "the issuers a validator may ask about");
+    let unlisted = (IssuerId::parse("jpki-auth").unwrap(), Serial::parse("00ff").unwrap());
     let listed = &f.holders[3].card[1];
-    assert_eq!(f.status(&listed.issuer, &listed.serial).await, CertificateStatus::Good);
+    let listed_key = (IssuerId::parse(&listed.issuer).unwrap(), listed.serial.clone());
+    let found = f.store.certificate_statuses(&[unlisted, listed_key]).await.unwrap();
+    assert_eq!(found[0], None, "a serial the registry does not list has no record: good, as on a CRL");
+    assert_eq!(found[1].as_ref().map(|r| r.status), Some(CertificateStatus::Good));
 }
 
 async fn tokens_are_stored_as_hashes(backend: Backend) {
