@@ -26,21 +26,23 @@ pub struct SavedResponse {
     pub body: String,
 }
 
-/// What a claim found.
-pub(crate) enum Claimed {
-    /// The key is new: this transaction owns it.
-    Fresh,
+/// What a key answered before.
+#[derive(Debug)]
+pub enum Previous {
+    /// Nothing: the key is new (after a claim: this transaction owns it).
+    None,
     /// The key was used before for the same request: its first answer.
     Replay(SavedResponse),
     /// The key was used before for a different request.
     Reused,
 }
 
+/// Claims a key inside the transaction that will answer for it.
 pub(crate) async fn claim(
     tx: &mut Transaction<'static, Any>,
     claim: &IdempotencyClaim,
     now: &str,
-) -> anyhow::Result<Claimed> {
+) -> anyhow::Result<Previous> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency (token_id, idempotency_key, request_fingerprint, status_code, body, created_at)
          VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
@@ -53,24 +55,33 @@ pub(crate) async fn claim(
     .await?
     .rows_affected();
     if inserted == 1 {
-        return Ok(Claimed::Fresh);
+        return Ok(Previous::None);
     }
+    match previous(&mut **tx, claim).await? {
+        // The insert conflicted, so the row exists; finding none would mean losing the key's ownership.
+        Previous::None => anyhow::bail!("idempotency key conflicted but no record was found"),
+        found => Ok(found),
+    }
+}
+
+/// The record under a request's key, classified against the request.
+async fn previous<'c, E>(executor: E, claim: &IdempotencyClaim) -> anyhow::Result<Previous>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
     let row = sqlx::query(
         "SELECT request_fingerprint, status_code, body FROM idempotency WHERE token_id = $1 AND idempotency_key = $2",
     )
     .bind(&claim.token_id)
     .bind(&claim.key)
-    .fetch_one(&mut **tx)
+    .fetch_optional(executor)
     .await?;
-    classify(&row, claim)
-}
-
-fn classify(row: &sqlx::any::AnyRow, claim: &IdempotencyClaim) -> anyhow::Result<Claimed> {
-    if text(row, "request_fingerprint")? != claim.request_fingerprint {
-        return Ok(Claimed::Reused);
+    let Some(row) = row else { return Ok(Previous::None) };
+    if text(&row, "request_fingerprint")? != claim.request_fingerprint {
+        return Ok(Previous::Reused);
     }
     let status_code: i64 = row.try_get("status_code")?;
-    Ok(Claimed::Replay(SavedResponse { status_code: u16::try_from(status_code)?, body: text(row, "body")? }))
+    Ok(Previous::Replay(SavedResponse { status_code: u16::try_from(status_code)?, body: text(&row, "body")? }))
 }
 
 pub(crate) async fn save(
@@ -88,30 +99,10 @@ pub(crate) async fn save(
     Ok(())
 }
 
-/// What a request's key already answered, read outside any transaction: the
-/// fast path for a retry, which then needs no rule decision and no lock.
-pub enum Previous {
-    None,
-    Replay(SavedResponse),
-    Reused,
-}
-
 impl Store {
+    /// What a request's key already answered, read outside any transaction: the
+    /// fast path for a retry, which then needs no rule decision and no lock.
     pub async fn previous_answer(&self, claim: &IdempotencyClaim) -> anyhow::Result<Previous> {
-        let row = sqlx::query(
-            "SELECT request_fingerprint, status_code, body FROM idempotency WHERE token_id = $1 AND idempotency_key = $2",
-        )
-        .bind(&claim.token_id)
-        .bind(&claim.key)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match row {
-            None => Previous::None,
-            Some(row) => match classify(&row, claim)? {
-                Claimed::Replay(saved) => Previous::Replay(saved),
-                Claimed::Reused => Previous::Reused,
-                Claimed::Fresh => Previous::None,
-            },
-        })
+        previous(self.pool(), claim).await
     }
 }

@@ -8,7 +8,7 @@ use hotline_core::{CertificateKind, CertificateStatus};
 use sqlx::Row;
 
 use crate::audit::NewStatusChange;
-use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
+use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
 use crate::outbox::{self, CaAction, ChangedCertificate};
 use crate::rows::{text, word};
 use crate::suspend::abandon;
@@ -46,9 +46,9 @@ impl Store {
         let now = format_instant(release.at);
         let mut tx = self.begin_write().await?;
         match idempotency::claim(&mut tx, &release.idempotency, &now).await? {
-            Claimed::Fresh => {}
-            Claimed::Replay(saved) => return abandon(tx, ReleaseOutcome::Replay(saved)).await,
-            Claimed::Reused => return abandon(tx, ReleaseOutcome::KeyReused).await,
+            Previous::None => {}
+            Previous::Replay(saved) => return abandon(tx, ReleaseOutcome::Replay(saved)).await,
+            Previous::Reused => return abandon(tx, ReleaseOutcome::KeyReused).await,
         }
         let updated = sqlx::query(
             "UPDATE suspensions SET status = 'released', released_at = $1, released_by_token_id = $2,

@@ -9,7 +9,7 @@ use rand::RngCore;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::NewStatusChange;
-use crate::idempotency::{self, Claimed, IdempotencyClaim, SavedResponse};
+use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
 use crate::outbox::{self, CaAction, ChangedCertificate};
 use crate::rows::{opt_text, text};
 use crate::{AuditEntry, Store, SuspensionView, audit, format_instant, views};
@@ -67,9 +67,9 @@ impl Store {
         let now = format_instant(new.decided_at);
         let mut tx = self.begin_write().await?;
         match idempotency::claim(&mut tx, &new.idempotency, &now).await? {
-            Claimed::Fresh => {}
-            Claimed::Replay(saved) => return abandon(tx, SuspendOutcome::Replay(saved)).await,
-            Claimed::Reused => return abandon(tx, SuspendOutcome::KeyReused).await,
+            Previous::None => {}
+            Previous::Replay(saved) => return abandon(tx, SuspendOutcome::Replay(saved)).await,
+            Previous::Reused => return abandon(tx, SuspendOutcome::KeyReused).await,
         }
         let Some(holder_id) = find_holder(&mut tx, &new.holder, new.date_of_birth).await? else {
             return abandon(tx, SuspendOutcome::HolderNotFound).await;
