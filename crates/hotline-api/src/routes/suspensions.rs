@@ -58,13 +58,15 @@ fn claim_for(state: &AppState, token_id: &str, key: String, route: &str, body: &
     }
 }
 
-fn replay(saved: SavedResponse) -> Response {
+/// Sends a saved answer as it was saved, so a replay is byte-identical to the first answer.
+fn respond(saved: SavedResponse, replayed: bool) -> Response {
     let status = StatusCode::from_u16(saved.status_code).unwrap_or(StatusCode::OK);
     let mut response = (status, saved.body).into_response();
-    response
-        .headers_mut()
-        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
-    response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    let headers = response.headers_mut();
+    headers.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    if replayed {
+        headers.insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
     response
 }
 
@@ -124,7 +126,7 @@ pub async fn create(
     })?;
     let claim = claim_for(&state, &caller.token.id, key, "POST /v1/suspensions", &body);
     match state.store.previous_answer(&claim).await? {
-        Previous::Replay(saved) => return Ok(replay(saved)),
+        Previous::Replay(saved) => return Ok(respond(saved, true)),
         Previous::Reused => return Err(key_reused()),
         Previous::None => {}
     }
@@ -149,17 +151,16 @@ pub async fn create(
         mode: decision.mode,
         idempotency: claim,
     };
-    let outcome = state.store.suspend(&new, render_suspension).await?;
-    match &outcome {
-        SuspendOutcome::Created(view) => {
-            state.status.after_commit(&state.metrics).await;
-            tracing::info!(suspension = %view.id, reference = %view.reference, item = %new.item, mode = new.mode.as_str(), "suspended");
-        }
-        SuspendOutcome::AlreadySuspended(view) => {
-            tracing::info!(suspension = %view.id, item = %new.item, "already suspended");
-        }
-        _ => {}
-    }
+    // The answer is rendered once, inside the transaction, and the saved bytes are what we send.
+    let mut answer = None;
+    let outcome = state
+        .store
+        .suspend(&new, |o| {
+            let saved = render_suspension(o)?;
+            answer = Some(saved.clone());
+            Ok(saved)
+        })
+        .await?;
     let label = match &outcome {
         SuspendOutcome::Created(_) => "accepted",
         SuspendOutcome::AlreadySuspended(_) => "already_suspended",
@@ -168,10 +169,16 @@ pub async fn create(
     };
     state.metrics.suspension(item, mode, label);
     match outcome {
-        SuspendOutcome::Created(_) | SuspendOutcome::AlreadySuspended(_) => {
-            Ok(replay_fresh(render_suspension(&outcome)?))
+        SuspendOutcome::Created(view) => {
+            state.status.after_commit(&state.metrics).await;
+            tracing::info!(suspension = %view.id, reference = %view.reference, item, mode, "suspended");
+            Ok(respond(answer.context("a new suspension has a saved answer")?, false))
         }
-        SuspendOutcome::Replay(saved) => Ok(replay(saved)),
+        SuspendOutcome::AlreadySuspended(view) => {
+            tracing::info!(suspension = %view.id, item, "already suspended");
+            Ok(respond(answer.context("an already-suspended report has a saved answer")?, false))
+        }
+        SuspendOutcome::Replay(saved) => Ok(respond(saved, true)),
         SuspendOutcome::KeyReused => Err(key_reused()),
         SuspendOutcome::HolderNotFound => {
             Err(Problem::not_found("holder_not_found", "No holder matches this Individual Number and date of birth")
@@ -189,13 +196,6 @@ pub async fn create(
             "Every certificate this report covers is revoked",
         )),
     }
-}
-
-/// The first answer, sent as it was saved (so a replay is byte-identical).
-fn replay_fresh(saved: SavedResponse) -> Response {
-    let mut response = replay(saved);
-    response.headers_mut().remove("idempotent-replayed");
-    response
 }
 
 /// Read a suspension.
@@ -262,8 +262,15 @@ pub async fn release(
         at: state.clock.now(),
         idempotency: claim,
     };
-    let render = |view: &hotline_store::SuspensionView| saved(StatusCode::OK, &SuspensionDetail::from(view));
-    let outcome = state.store.release(&release, render).await?;
+    let mut answer = None;
+    let outcome = state
+        .store
+        .release(&release, |view| {
+            let saved = saved(StatusCode::OK, &SuspensionDetail::from(view))?;
+            answer = Some(saved.clone());
+            Ok(saved)
+        })
+        .await?;
     state.metrics.release(match &outcome {
         ReleaseOutcome::Released(_) => "released",
         ReleaseOutcome::Replay(_) => "replayed",
@@ -274,9 +281,9 @@ pub async fn release(
         ReleaseOutcome::Released(view) => {
             state.status.after_commit(&state.metrics).await;
             tracing::info!(suspension = %view.id, "released");
-            Ok(replay_fresh(render(&view)?))
+            Ok(respond(answer.context("a release has a saved answer")?, false))
         }
-        ReleaseOutcome::Replay(saved) => Ok(replay(saved)),
+        ReleaseOutcome::Replay(saved) => Ok(respond(saved, true)),
         ReleaseOutcome::KeyReused => Err(key_reused()),
         ReleaseOutcome::NotFound => Err(suspension_not_found()),
         ReleaseOutcome::AlreadyReleased(view) => {
