@@ -4,73 +4,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use chrono::{Duration, NaiveDate};
-use hotline_core::{CallId, Cause, CertificateStatus, DeviceId, IssuerId, Item, Language, Mode, PiiKey, Role, Serial};
-use hotline_store::synthetic::{Generator, SampleHolder};
+use hotline_core::{CertificateStatus, DeviceId, IssuerId, Item, Role, Serial};
 use hotline_store::{
     Backend, IdempotencyClaim, NewSuspension, Release, ReleaseOutcome, SavedResponse, Store, SuspendOutcome,
 };
-use hotline_testkit::{TestDb, both_backends, day_instant};
-use rand::SeedableRng;
+use hotline_testkit::{Registry, both_backends, day_instant, render_reference};
 
-struct Fixture {
-    store: Store,
-    key: PiiKey,
-    holders: Vec<SampleHolder>,
-    operator: String,
-    clerk: String,
-    _db: TestDb,
+/// The seeded registry of the test kit: every test here runs on it.
+struct Fixture(Registry);
+
+impl std::ops::Deref for Fixture {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        &self.0
+    }
 }
 
 async fn fixture(backend: Backend) -> Fixture {
-    let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let key = PiiKey::from_bytes(vec![9; 32]).unwrap();
-    let mut generator = Generator::new(rand::rngs::StdRng::seed_from_u64(1));
-    let mut holders: Vec<SampleHolder> = (0..12).map(|_| generator.holder()).collect();
-    holders.sort_by_key(|h| h.smartphones.is_empty());
-    assert!(!holders[0].smartphones.is_empty());
-    let rows: Vec<_> = holders.iter().map(|h| h.to_new_holder(&key)).collect();
-    assert_eq!(store.insert_holders(&rows, day_instant()).await.unwrap(), 12);
-    let operator = store.create_token(Role::Operator, "op").await.unwrap().0.id;
-    let clerk = store.create_token(Role::Clerk, "clerk").await.unwrap().0.id;
-    Fixture { store, key, holders, operator, clerk, _db: db }
-}
-
-fn render(outcome: &SuspendOutcome) -> anyhow::Result<SavedResponse> {
-    let (code, view) = match outcome {
-        SuspendOutcome::Created(v) => (201, v),
-        SuspendOutcome::AlreadySuspended(v) => (200, v),
-        other => anyhow::bail!("unexpected {other:?}"),
-    };
-    Ok(SavedResponse { status_code: code, body: view.reference.clone() })
+    let registry = Registry::new(backend, 12).await;
+    assert!(!registry.holders[0].smartphones.is_empty());
+    Fixture(registry)
 }
 
 impl Fixture {
-    fn report(&self, holder: usize, item: Item, key: &str) -> NewSuspension {
-        let h = &self.holders[holder];
-        NewSuspension {
-            holder: h.individual_number.fingerprint(&self.key),
-            date_of_birth: h.date_of_birth,
-            item,
-            cause: Cause::Theft,
-            language: Language::Ja,
-            call_id: CallId::parse("call-7").unwrap(),
-            device_id: (item == Item::Smartphone).then(|| h.smartphones[0].device_id.clone()),
-            police_report_number: None,
-            operator_token_id: self.operator.clone(),
-            decided_at: day_instant(),
-            rules_version: "jpki-2023-05".into(),
-            mode: Mode::Day,
-            idempotency: IdempotencyClaim {
-                token_id: self.operator.clone(),
-                key: key.into(),
-                request_fingerprint: format!("fp-{holder}-{item}"),
-            },
-        }
-    }
-
     async fn suspend(&self, new: &NewSuspension) -> SuspendOutcome {
-        self.store.suspend(new, render).await.unwrap()
+        self.store.suspend(new, render_reference).await.unwrap()
     }
 
     async fn count(&self, table: &str) -> i64 {
@@ -172,7 +131,7 @@ async fn a_retry_gets_the_first_answer_and_a_reused_key_is_refused(backend: Back
 async fn sixteen_concurrent_identical_requests_make_one_suspension(backend: Backend) {
     let f = fixture(backend).await;
     let new = f.report(5, Item::Card, "same-key");
-    let outcomes = futures::future::join_all((0..16).map(|_| f.store.suspend(&new, render))).await;
+    let outcomes = futures::future::join_all((0..16).map(|_| f.store.suspend(&new, render_reference))).await;
     let outcomes: Vec<SuspendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
     let created = outcomes.iter().filter(|o| matches!(o, SuspendOutcome::Created(_))).count();
     let replays = outcomes.iter().filter(|o| matches!(o, SuspendOutcome::Replay(s) if s.status_code == 201)).count();
@@ -185,7 +144,7 @@ async fn sixteen_concurrent_identical_requests_make_one_suspension(backend: Back
 async fn concurrent_reports_of_one_card_under_different_keys_hold_it_once(backend: Backend) {
     let f = fixture(backend).await;
     let reports: Vec<NewSuspension> = (0..8).map(|i| f.report(5, Item::Card, &format!("key-{i}"))).collect();
-    let outcomes = futures::future::join_all(reports.iter().map(|r| f.store.suspend(r, render))).await;
+    let outcomes = futures::future::join_all(reports.iter().map(|r| f.store.suspend(r, render_reference))).await;
     let outcomes: Vec<SuspendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
     let created: Vec<_> =
         outcomes.iter().filter_map(|o| if let SuspendOutcome::Created(v) = o { Some(v) } else { None }).collect();
@@ -354,7 +313,7 @@ async fn audit_verification_finds_a_removed_last_record(backend: Backend) {
 async fn status_changes_form_a_gap_free_ordered_stream(backend: Backend) {
     let f = fixture(backend).await;
     let reports: Vec<NewSuspension> = (4..10).map(|h| f.report(h, Item::Card, &format!("k{h}"))).collect();
-    let outcomes = futures::future::join_all(reports.iter().map(|r| f.store.suspend(r, render))).await;
+    let outcomes = futures::future::join_all(reports.iter().map(|r| f.store.suspend(r, render_reference))).await;
     let first = outcomes.into_iter().map(Result::unwrap).find_map(|o| match o {
         SuspendOutcome::Created(v) => Some(v),
         _ => None,

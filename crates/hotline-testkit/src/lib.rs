@@ -16,7 +16,7 @@ pub use app::{TestApp, TestCache, TestOptions, day_instant, jst, night_instant};
 pub use db::{TestDb, pg_admin_url};
 pub use faults::{RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;
-pub use registry::Registry;
+pub use registry::{Registry, render_reference};
 
 /// Runs each named `async fn(Backend)` once against PostgreSQL and once against SQLite.
 #[macro_export]

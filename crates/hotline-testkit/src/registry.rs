@@ -1,4 +1,6 @@
-//! A seeded store without an API in front: for the cache's and the worker's tests.
+//! A seeded store without an API in front: for the store's contract suite and
+//! the cache's tests. Holders with a smartphone come first, so tests can take
+//! them by index.
 
 use hotline_core::{CallId, Cause, Item, Language, Mode, PiiKey, Role};
 use hotline_store::synthetic::{Generator, SampleHolder};
@@ -11,8 +13,20 @@ pub struct Registry {
     pub store: Store,
     pub key: PiiKey,
     pub holders: Vec<SampleHolder>,
+    /// Token ids (not secrets): the store records who acted by id.
     pub operator: String,
+    pub clerk: String,
     pub db: TestDb,
+}
+
+/// Saves the suspension's reference as the answer, so a replay can be compared.
+pub fn render_reference(outcome: &SuspendOutcome) -> anyhow::Result<SavedResponse> {
+    let (code, view) = match outcome {
+        SuspendOutcome::Created(v) => (201, v),
+        SuspendOutcome::AlreadySuspended(v) => (200, v),
+        other => anyhow::bail!("unexpected {other:?}"),
+    };
+    Ok(SavedResponse { status_code: code, body: view.reference.clone() })
 }
 
 impl Registry {
@@ -21,24 +35,26 @@ impl Registry {
         let store = db.store().await;
         let key = PiiKey::from_bytes(vec![3; 32]).unwrap();
         let mut generator = Generator::new(rand::rngs::StdRng::seed_from_u64(11));
-        let holders: Vec<SampleHolder> = (0..holders).map(|_| generator.holder()).collect();
+        let mut holders: Vec<SampleHolder> = (0..holders).map(|_| generator.holder()).collect();
+        holders.sort_by_key(|h| h.smartphones.is_empty());
         let rows: Vec<_> = holders.iter().map(|h| h.to_new_holder(&key)).collect();
-        store.insert_holders(&rows, day_instant()).await.unwrap();
+        assert_eq!(store.insert_holders(&rows, day_instant()).await.unwrap(), holders.len());
         let operator = store.create_token(Role::Operator, "op").await.unwrap().0.id;
-        Registry { store, key, holders, operator, db }
+        let clerk = store.create_token(Role::Clerk, "clerk").await.unwrap().0.id;
+        Registry { store, key, holders, operator, clerk, db }
     }
 
-    /// Suspends holder `i`'s card; returns the suspension.
-    pub async fn suspend_card(&self, i: usize) -> SuspensionView {
-        let h = &self.holders[i];
-        let new = NewSuspension {
+    /// A daytime report of `item` for holder `holder`, under Idempotency-Key `key`.
+    pub fn report(&self, holder: usize, item: Item, key: &str) -> NewSuspension {
+        let h = &self.holders[holder];
+        NewSuspension {
             holder: h.individual_number.fingerprint(&self.key),
             date_of_birth: h.date_of_birth,
-            item: Item::Card,
-            cause: Cause::Loss,
+            item,
+            cause: Cause::Theft,
             language: Language::Ja,
-            call_id: CallId::parse("c").unwrap(),
-            device_id: None,
+            call_id: CallId::parse("call-7").unwrap(),
+            device_id: (item == Item::Smartphone).then(|| h.smartphones[0].device_id.clone()),
             police_report_number: None,
             operator_token_id: self.operator.clone(),
             decided_at: day_instant(),
@@ -46,12 +62,15 @@ impl Registry {
             mode: Mode::Day,
             idempotency: IdempotencyClaim {
                 token_id: self.operator.clone(),
-                key: format!("card-{i}"),
-                request_fingerprint: format!("card-{i}"),
+                key: key.into(),
+                request_fingerprint: format!("fp-{holder}-{item}"),
             },
-        };
-        let render = |_: &SuspendOutcome| Ok(SavedResponse { status_code: 201, body: String::new() });
-        match self.store.suspend(&new, render).await.unwrap() {
+        }
+    }
+
+    /// Suspends holder `i`'s card; returns the suspension.
+    pub async fn suspend_card(&self, i: usize) -> SuspensionView {
+        match self.store.suspend(&self.report(i, Item::Card, &format!("card-{i}")), render_reference).await.unwrap() {
             SuspendOutcome::Created(view) => view,
             other => panic!("holder {i}: {other:?}"),
         }
