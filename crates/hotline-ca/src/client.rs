@@ -1,0 +1,131 @@
+//! The HTTP client the worker uses to reach the CA. Every call has a timeout,
+//! and every failure is sorted into one of two kinds: the CA refused the
+//! request (retrying will not help) or the CA could not be reached or did not
+//! answer completely (retry later; the event id makes a retry harmless).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{CaProblem, CaStats, Faults, RevocationAnswer, RevocationRequest};
+
+/// Why a call to the CA did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The CA understood the request and said no (4xx other than 408/429).
+    #[error("the CA refused the request ({status} {code}): {detail}")]
+    Refused { status: u16, code: String, detail: String },
+    /// No complete answer: connection refused or dropped, timeout, 5xx.
+    #[error("the CA is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SendError {
+    /// A refusal is final: sending the same request again gets the same answer.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SendError::Refused { .. })
+    }
+}
+
+/// A client for one CA base URL; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CaClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl CaClient {
+    /// `base_url` like `http://127.0.0.1:9000`; `timeout` bounds each whole call.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, SendError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| SendError::Unavailable(format!("could not build the HTTP client: {e}")))?;
+        Ok(Self { base: base_url.trim_end_matches('/').to_owned(), http })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one revocation event.
+    pub async fn send(&self, request: &RevocationRequest) -> Result<RevocationAnswer, SendError> {
+        let response = self.http.post(self.url("/v1/revocations")).json(request).send().await;
+        json_answer(response).await
+    }
+
+    /// The issuer's current CRL, DER encoded.
+    pub async fn crl(&self, issuer: &str) -> Result<Vec<u8>, SendError> {
+        let response = self.http.get(self.url(&format!("/v1/issuers/{issuer}/crl"))).send().await;
+        let response = successful(response).await?;
+        Ok(response.bytes().await.map_err(incomplete)?.to_vec())
+    }
+
+    /// The issuer's CA certificate, PEM encoded.
+    pub async fn issuer_pem(&self, issuer: &str) -> Result<String, SendError> {
+        let response = self.http.get(self.url(&format!("/v1/issuers/{issuer}/ca.pem"))).send().await;
+        successful(response).await?.text().await.map_err(incomplete)
+    }
+
+    /// Replaces the CA's injected faults (ca-sim only).
+    pub async fn set_faults(&self, faults: &Faults) -> Result<Faults, SendError> {
+        json_answer(self.http.post(self.url("/v1/faults")).json(faults).send().await).await
+    }
+
+    /// How often each event was applied (ca-sim only).
+    pub async fn stats(&self) -> Result<CaStats, SendError> {
+        json_answer(self.http.get(self.url("/v1/stats")).send().await).await
+    }
+
+    /// Removes a CRL entry behind everyone's back, to test reconciliation (ca-sim only).
+    pub async fn forget(&self, issuer: &str, serial: &str) -> Result<(), SendError> {
+        let response = self.http.delete(self.url(&format!("/v1/issuers/{issuer}/entries/{serial}"))).send().await;
+        successful(response).await.map(drop)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+async fn json_answer<T: DeserializeOwned>(response: Result<reqwest::Response, reqwest::Error>) -> Result<T, SendError> {
+    let response = successful(response).await?;
+    // A body cut off half way (the connection dropped) is an unavailable CA,
+    // not a refusal: the change may or may not have been applied.
+    let bytes = response.bytes().await.map_err(incomplete)?;
+    serde_json::from_slice(&bytes).map_err(|e| SendError::Unavailable(format!("unreadable answer: {e}")))
+}
+
+async fn successful(response: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, SendError> {
+    let response = response.map_err(incomplete)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retryable =
+        status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS;
+    let body = response.bytes().await.unwrap_or_default();
+    let problem: Option<CaProblem> = serde_json::from_slice(&body).ok();
+    let (code, detail) = match problem {
+        Some(p) => (p.code, p.detail),
+        None => ("unknown".to_owned(), String::from_utf8_lossy(&body).chars().take(200).collect()),
+    };
+    if retryable {
+        Err(SendError::Unavailable(format!("{} {code}: {detail}", status.as_u16())))
+    } else {
+        Err(SendError::Refused { status: status.as_u16(), code, detail })
+    }
+}
+
+fn incomplete(e: reqwest::Error) -> SendError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "no complete answer"
+    };
+    SendError::Unavailable(format!("{kind}: {e}"))
+}
