@@ -91,6 +91,11 @@ impl Metrics {
         self.releases.get_or_create(&[("outcome", outcome)]).inc();
     }
 
+    /// The registry, for other parts of the process (the CA sync worker) to add their metrics to.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

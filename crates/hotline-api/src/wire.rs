@@ -92,7 +92,10 @@ pub struct SuspensionDetail {
     pub certificates: Vec<CertificateOut>,
     pub decided_at: String,
     pub rules: RulesOut,
+    /// Delivery to the certificate authority: `pending`, `confirmed` or `failed`.
     pub ca_sync: String,
+    /// When delivery was confirmed or failed (Tokyo time); absent while pending.
+    pub ca_sync_at: Option<String>,
     pub released_at: Option<String>,
     pub verified_with: Option<String>,
 }
@@ -113,6 +116,7 @@ impl From<&SuspensionView> for SuspensionDetail {
             decided_at: tokyo_rfc3339(v.decided_at),
             rules: RulesOut { version: v.rules_version.clone(), mode: v.mode.as_str().to_owned() },
             ca_sync: v.ca_sync.clone(),
+            ca_sync_at: v.ca_sync_at.map(tokyo_rfc3339),
             released_at: v.released_at.map(tokyo_rfc3339),
             verified_with: v.verified_with.clone(),
         }

@@ -10,9 +10,11 @@
 mod audit;
 mod changes;
 mod connect;
+mod delivery;
 mod idempotency;
 mod migrate;
 mod outbox;
+mod reconcile;
 mod registry;
 mod release;
 mod rows;
@@ -26,7 +28,9 @@ use sqlx::AnyPool;
 
 pub use audit::{AuditBreak, AuditEntry, AuditReport};
 pub use changes::StatusChange;
+pub use delivery::{DeadLetter, OutboxEvent, OutboxSummary};
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
+pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
 pub use rows::{format_instant, parse_instant};

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0002_status_changes.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0002_status_changes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "ca_delivery",
+        postgres: include_str!("../../../migrations/postgres/0003_ca_delivery.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_ca_delivery.sql"),
+    },
 ];
 
 impl Store {

@@ -15,7 +15,7 @@ pub(crate) enum CaAction {
 }
 
 impl CaAction {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CaAction::Hold => "hold",
             CaAction::Release => "release",
@@ -45,14 +45,15 @@ pub(crate) async fn enqueue(
     tx: &mut Transaction<'static, Any>,
     cert: &ChangedCertificate,
     action: CaAction,
-    suspension_id: &str,
+    suspension_id: Option<&str>,
     now: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
+    let event_id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO outbox (event_id, certificate_id, issuer, serial, action, reason, suspension_id, created_at, next_attempt_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
-    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&event_id)
     .bind(cert.id)
     .bind(&cert.issuer)
     .bind(&cert.serial)
@@ -62,5 +63,5 @@ pub(crate) async fn enqueue(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(event_id)
 }

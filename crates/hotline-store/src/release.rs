@@ -52,7 +52,7 @@ impl Store {
         }
         let updated = sqlx::query(
             "UPDATE suspensions SET status = 'released', released_at = $1, released_by_token_id = $2,
-                    verified_with = $3, release_note = $4
+                    verified_with = $3, release_note = $4, ca_sync = 'pending', ca_sync_at = NULL
               WHERE id = $5 AND status = 'suspended'",
         )
         .bind(&now)
@@ -103,12 +103,20 @@ impl Store {
             .bind(cert.id)
             .execute(&mut *tx)
             .await?;
-            outbox::enqueue(&mut tx, &cert, action, &release.suspension_id, &now).await?;
+            outbox::enqueue(&mut tx, &cert, action, Some(&release.suspension_id), &now).await?;
             if let Some(card_id) = row.try_get::<Option<i64>, _>("card_id")? {
                 cards.push(card_id);
             }
             changes.push(serde_json::json!({"issuer": cert.issuer, "serial": cert.serial, "status": status.as_str()}));
             stream.push(NewStatusChange { issuer: cert.issuer, serial: cert.serial, status, reason });
+        }
+        if held.is_empty() {
+            // Nothing for the CA to do: there is nothing to wait for.
+            sqlx::query("UPDATE suspensions SET ca_sync = 'confirmed', ca_sync_at = $1 WHERE id = $2")
+                .bind(&now)
+                .bind(&release.suspension_id)
+                .execute(&mut *tx)
+                .await?;
         }
         cards.dedup();
         for card_id in cards {

@@ -207,7 +207,7 @@ impl Store {
                 .bind(cert.id)
                 .execute(&mut **tx)
                 .await?;
-            outbox::enqueue(tx, cert, CaAction::Hold, id, now).await?;
+            outbox::enqueue(tx, cert, CaAction::Hold, Some(id), now).await?;
         }
         let details = serde_json::json!({
             "reference": reference,

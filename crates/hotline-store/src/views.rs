@@ -50,6 +50,8 @@ pub struct SuspensionView {
     pub rules_version: String,
     pub mode: Mode,
     pub ca_sync: String,
+    /// When `ca_sync` became confirmed or failed; none while pending.
+    pub ca_sync_at: Option<DateTime<Utc>>,
     pub released_at: Option<DateTime<Utc>>,
     pub verified_with: Option<String>,
     pub certificates: Vec<CertificateView>,
@@ -57,7 +59,7 @@ pub struct SuspensionView {
 
 const VIEW_QUERY: &str = "
     SELECT s.id, s.reference, s.status, s.item, s.cause, s.language, s.call_id, s.device_id,
-           s.police_report_number, s.decided_at, s.rules_version, s.mode, s.ca_sync,
+           s.police_report_number, s.decided_at, s.rules_version, s.mode, s.ca_sync, s.ca_sync_at,
            s.released_at, s.verified_with,
            c.issuer, c.serial, c.kind, c.medium, c.status AS cert_status
       FROM suspensions s
@@ -107,6 +109,7 @@ where
         rules_version: text(first, "rules_version")?,
         mode,
         ca_sync: text(first, "ca_sync")?,
+        ca_sync_at: opt_instant(first, "ca_sync_at")?,
         released_at: opt_instant(first, "released_at")?,
         verified_with: opt_text(first, "verified_with")?,
         certificates,

@@ -30,12 +30,31 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the API. With no database configured: the embedded default (SQLite
-    /// in the data directory, demo registry and tokens on first start).
+    /// Serve the API and run the CA sync worker. With no database configured: the embedded
+    /// default (SQLite in the data directory, demo registry and tokens on first start); with
+    /// no HOTLINE_CA_URL: the development CA (ca-sim) in the same process.
     Serve {
         /// Address to listen on (overrides HOTLINE_LISTEN; default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<SocketAddr>,
+    },
+    /// Serve the API only (no CA sync worker), for deployments that run `hotline worker` apart.
+    Api {
+        /// Address to listen on (overrides HOTLINE_LISTEN; default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the CA sync worker only: deliver the outbox to HOTLINE_CA_URL and reconcile CRLs.
+    /// Serves /metrics and /health on the listen address.
+    Worker {
+        /// Address for /metrics and /health (overrides HOTLINE_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage the outbox of changes for the certificate authority.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
     },
     /// Apply database migrations.
     Migrate,
@@ -80,6 +99,14 @@ pub enum TokenCommand {
 pub enum CacheCommand {
     /// Rebuild the cache from the store; readers keep the old one until the new one is complete.
     Rebuild,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Put every dead-lettered event back in the queue (audited).
+    RetryDead,
+    /// Show the backlog and the most recent dead letters.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]

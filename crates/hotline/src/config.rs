@@ -13,6 +13,7 @@ use hotline_api::status_service::StatusSettings;
 use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
 use hotline_core::{PiiKey, RuleBook};
 use hotline_store::{Backend, Store};
+use hotline_worker::{Backoff, WorkerSettings};
 use serde::{Deserialize, Serialize};
 
 /// Where the embedded default keeps its database and key, relative to the working directory.
@@ -39,6 +40,28 @@ pub struct Config {
     pub cache_sync_interval_ms: u64,
     /// With Redis: keep an in-process near-cache in each instance as well.
     pub near_cache: bool,
+    /// The certificate authority's base URL; absent means ca-sim runs in this process.
+    pub ca_url: Option<String>,
+    /// Bound on each call to the CA (ms).
+    pub ca_timeout_ms: u64,
+    /// A directory of `{issuer}.pem` issuer certificates to verify CRLs with;
+    /// absent means each is pinned the first time it is fetched from the CA.
+    pub ca_trust_dir: Option<PathBuf>,
+    /// Outbox events leased per claim.
+    pub worker_batch: i64,
+    /// Outbox events sent to the CA at the same time.
+    pub worker_concurrency: usize,
+    /// Attempts before a failing event is dead-lettered.
+    pub worker_max_attempts: i64,
+    /// First retry waits up to this long (ms); each further retry doubles it, up to the cap.
+    pub worker_backoff_base_ms: u64,
+    pub worker_backoff_cap_ms: u64,
+    /// How long the worker waits before looking again when nothing was due (ms).
+    pub worker_poll_ms: u64,
+    /// How long a worker's lease on the events it is sending lasts (ms).
+    pub worker_lease_ms: u64,
+    /// How often each issuer's CRL is reconciled with the registry (s).
+    pub reconcile_interval_s: u64,
 }
 
 impl Default for Config {
@@ -54,6 +77,17 @@ impl Default for Config {
             cache_freshness_ms: 2_000,
             cache_sync_interval_ms: 250,
             near_cache: true,
+            ca_url: None,
+            ca_timeout_ms: 5_000,
+            ca_trust_dir: None,
+            worker_batch: 64,
+            worker_concurrency: 16,
+            worker_max_attempts: 20,
+            worker_backoff_base_ms: 500,
+            worker_backoff_cap_ms: 300_000,
+            worker_poll_ms: 100,
+            worker_lease_ms: 60_000,
+            reconcile_interval_s: 300,
         }
     }
 }
@@ -82,6 +116,17 @@ impl Config {
                 "cache_freshness_ms",
                 "cache_sync_interval_ms",
                 "near_cache",
+                "ca_url",
+                "ca_timeout_ms",
+                "ca_trust_dir",
+                "worker_batch",
+                "worker_concurrency",
+                "worker_max_attempts",
+                "worker_backoff_base_ms",
+                "worker_backoff_cap_ms",
+                "worker_poll_ms",
+                "worker_lease_ms",
+                "reconcile_interval_s",
             ]))
             .extract()
             .context("invalid configuration")
@@ -140,6 +185,21 @@ impl Config {
 
     pub fn status_settings(&self) -> StatusSettings {
         StatusSettings { freshness_bound: Duration::from_millis(self.cache_freshness_ms), ..StatusSettings::default() }
+    }
+
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            batch: self.worker_batch.max(1),
+            concurrency: self.worker_concurrency.max(1),
+            lease: Duration::from_millis(self.worker_lease_ms),
+            poll: Duration::from_millis(self.worker_poll_ms),
+            max_attempts: self.worker_max_attempts.max(1),
+            backoff: Backoff {
+                base: Duration::from_millis(self.worker_backoff_base_ms),
+                cap: Duration::from_millis(self.worker_backoff_cap_ms),
+            },
+            reconcile_interval: Duration::from_secs(self.reconcile_interval_s.max(1)),
+        }
     }
 
     /// The reception rules: the configured file, or the built-in rules.

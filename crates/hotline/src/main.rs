@@ -1,6 +1,7 @@
 //! `hotline`: the one binary. It parses the command line and configuration,
 //! sets up logging, wires the crates together, and holds no domain logic.
 
+mod ca;
 mod cache;
 mod cli;
 mod config;
@@ -8,12 +9,14 @@ mod demo;
 mod seed;
 mod serve;
 mod telemetry;
+mod worker;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{AuditCommand, CacheCommand, Cli, Command, TokenCommand};
+use crate::cli::{AuditCommand, CacheCommand, Cli, Command, OutboxCommand, TokenCommand};
+use crate::serve::Parts;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,7 +41,36 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Serve { listen } => serve::run(config, listen).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { listen } => serve::run(config, listen, Parts::ApiAndWorker).await.map(|()| ExitCode::SUCCESS),
+        Command::Api { listen } => serve::run(config, listen, Parts::ApiOnly).await.map(|()| ExitCode::SUCCESS),
+        Command::Worker { listen } => worker::run(config, listen).await.map(|()| ExitCode::SUCCESS),
+        Command::Outbox { command } => {
+            let store = config.open_store().await?;
+            store.migrate().await?;
+            match command {
+                OutboxCommand::RetryDead => {
+                    let n = store.retry_dead_letters("operator-cli", chrono::Utc::now()).await?;
+                    println!("re-queued {n} dead-lettered events");
+                }
+                OutboxCommand::Show => {
+                    let summary = store.outbox_summary().await?;
+                    let oldest = summary.oldest_pending.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+                    println!("pending: {}  dead: {}  oldest pending since: {oldest}", summary.pending, summary.dead);
+                    for d in store.dead_letters(20).await? {
+                        println!(
+                            "dead {} {} {} {} after {} attempts: {}",
+                            d.event_id,
+                            d.action,
+                            d.issuer,
+                            d.serial,
+                            d.attempts,
+                            d.last_error.unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let store = config.open_store().await?;
             let applied = store.migrate().await?;

@@ -1,6 +1,7 @@
-//! `hotline serve`: open the store, migrate, (embedded, first start) seed the
-//! demo, and serve the API until SIGTERM or Ctrl-C, letting in-flight
-//! requests finish within a deadline.
+//! `hotline serve` and `hotline api`: open the store, migrate, (embedded,
+//! first start) seed the demo, and serve the API until SIGTERM or Ctrl-C,
+//! letting in-flight requests finish within a deadline. `serve` also runs the
+//! CA sync worker (and, with no CA configured, ca-sim) in the same process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use hotline_api::metrics::Metrics;
 use hotline_api::status_service::StatusService;
 use hotline_api::{AppState, SystemClock};
 use hotline_cache::{NearCache, RevocationCache};
+use hotline_worker::WorkerMetrics;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -20,7 +22,14 @@ use crate::demo;
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
-pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+/// Which parts run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    ApiOnly,
+    ApiAndWorker,
+}
+
+pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> anyhow::Result<()> {
     let rules = Arc::new(config.rules()?);
     let store = config.open_store().await?;
     store.migrate().await?;
@@ -58,16 +67,29 @@ pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<(
     );
     // The first step builds the cache if it is empty; validators are answered from the store meanwhile.
     tokio::spawn(status.sync.clone().run(interval));
+    let mut metrics = Metrics::new();
+    let worker = match parts {
+        Parts::ApiOnly => None,
+        Parts::ApiAndWorker => {
+            let worker_metrics = Arc::new(WorkerMetrics::new(metrics.registry_mut()));
+            Some(crate::ca::worker(&config, store.clone(), worker_metrics, true).await?)
+        }
+    };
     let state = AppState {
         store,
         rules,
         clock: Arc::new(SystemClock),
         pii_key,
         status,
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
         tokens: Arc::default(),
     };
     let stop = Arc::new(Notify::new());
+    let stop_worker = Arc::new(Notify::new());
+    let worker = worker.map(|worker| {
+        let stop = stop_worker.clone();
+        tokio::spawn(worker.run(async move { stop.notified().await }))
+    });
     let server = {
         let stop = stop.clone();
         tokio::spawn(async move { hotline_api::serve(listener, state, async move { stop.notified().await }).await })
@@ -83,11 +105,17 @@ pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<(
         Ok(finished) => finished.context("server task failed")?.context("server failed")?,
         Err(_) => tracing::warn!("in-flight requests did not finish before the deadline; exiting anyway"),
     }
+    if let Some(worker) = worker {
+        stop_worker.notify_one();
+        if tokio::time::timeout(DRAIN_DEADLINE, worker).await.is_err() {
+            tracing::warn!("the CA sync worker did not finish its batch before the deadline; its leases will run out");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

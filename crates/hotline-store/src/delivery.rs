@@ -1,0 +1,299 @@
+//! The CA sync worker's side of the outbox: leasing due events, settling
+//! them after the CA answers, dead letters and re-queuing them.
+//!
+//! An event is claimed only when every earlier event of its certificate is
+//! done, so the CA sees a certificate's changes in the order they were made.
+//! A dead event therefore holds back the later events of its certificate
+//! (and only those) until it is re-queued: sending a release after a hold
+//! that never arrived would only be refused.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Any, Row, Transaction};
+
+use crate::audit::{self, AuditEntry};
+use crate::rows::{instant, opt_instant, opt_text, text};
+use crate::{Backend, Store, format_instant};
+
+/// One outbox event, as leased to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub certificate_id: i64,
+    pub issuer: String,
+    pub serial: String,
+    pub action: String,
+    pub reason: String,
+    pub suspension_id: Option<String>,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outbox at a glance, for metrics and the status page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxSummary {
+    pub pending: i64,
+    pub dead: i64,
+    /// When the oldest event not yet delivered was committed.
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// An event the worker gave up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub event_id: String,
+    pub issuer: String,
+    pub serial: String,
+    pub action: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+const CLAIMABLE: &str = "
+    SELECT o.seq FROM outbox o
+     WHERE o.state = 'pending' AND o.next_attempt_at <= $2
+       AND (o.leased_until IS NULL OR o.leased_until <= $2)
+       AND NOT EXISTS (SELECT 1 FROM outbox e
+                        WHERE e.certificate_id = o.certificate_id AND e.seq < o.seq AND e.state <> 'done')
+     ORDER BY o.seq
+     LIMIT $4";
+
+impl Store {
+    /// Leases up to `limit` due events to `owner` until `until`, counting an attempt on each.
+    ///
+    /// On PostgreSQL rows another worker is claiming are skipped (`SKIP
+    /// LOCKED`) rather than waited for; SQLite's write lock admits one claim
+    /// at a time.
+    pub async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<OutboxEvent>> {
+        let select = match self.backend() {
+            Backend::Postgres => format!("{CLAIMABLE} FOR UPDATE OF o SKIP LOCKED"),
+            Backend::Sqlite => CLAIMABLE.to_owned(),
+        };
+        let sql = format!(
+            "UPDATE outbox SET leased_by = $1, leased_until = $3, attempts = attempts + 1
+              WHERE seq IN ({select})
+             RETURNING seq, event_id, certificate_id, issuer, serial, action, reason, suspension_id, attempts, created_at"
+        );
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(format_instant(now))
+            .bind(format_instant(until))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut events = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxEvent {
+                    seq: row.try_get("seq")?,
+                    event_id: text(row, "event_id")?,
+                    certificate_id: row.try_get("certificate_id")?,
+                    issuer: text(row, "issuer")?,
+                    serial: text(row, "serial")?,
+                    action: text(row, "action")?,
+                    reason: text(row, "reason")?,
+                    suspension_id: opt_text(row, "suspension_id")?,
+                    attempts: row.try_get("attempts")?,
+                    created_at: instant(row, "created_at")?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        events.sort_by_key(|e| e.seq);
+        Ok(events)
+    }
+
+    /// Marks an event delivered; its suspension is confirmed once all its events are.
+    /// Returns false if the event was already settled (another worker got there first).
+    pub async fn outbox_done(&self, event: &OutboxEvent, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let now = format_instant(now);
+        let mut tx = self.begin_write().await?;
+        lock_suspension(&mut tx, event.suspension_id.as_deref()).await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'done', done_at = $2, leased_by = NULL, leased_until = NULL, last_error = NULL
+              WHERE seq = $1 AND state = 'pending'",
+        )
+        .bind(event.seq)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if let (true, Some(sid)) = (done, &event.suspension_id) {
+            sqlx::query(
+                "UPDATE suspensions SET ca_sync = 'confirmed', ca_sync_at = $2
+                  WHERE id = $1 AND ca_sync = 'pending'
+                    AND NOT EXISTS (SELECT 1 FROM outbox WHERE suspension_id = $1 AND state <> 'done')",
+            )
+            .bind(sid)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Gives the event back with an error, to be tried again at `next_attempt`.
+    pub async fn outbox_retry_later(
+        &self,
+        event: &OutboxEvent,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_by = NULL, leased_until = NULL
+              WHERE seq = $1 AND state = 'pending'",
+        )
+        .bind(event.seq)
+        .bind(format_instant(next_attempt))
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Dead-letters an event: kept with its error, audited, and its suspension marked failed.
+    pub async fn outbox_dead(&self, event: &OutboxEvent, now: DateTime<Utc>, error: &str) -> anyhow::Result<bool> {
+        let now = format_instant(now);
+        let mut tx = self.begin_write().await?;
+        lock_suspension(&mut tx, event.suspension_id.as_deref()).await?;
+        let dead = sqlx::query(
+            "UPDATE outbox SET state = 'dead', dead_at = $2, last_error = $3, leased_by = NULL, leased_until = NULL
+              WHERE seq = $1 AND state = 'pending'",
+        )
+        .bind(event.seq)
+        .bind(&now)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !dead {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(sid) = &event.suspension_id {
+            sqlx::query("UPDATE suspensions SET ca_sync = 'failed', ca_sync_at = $2 WHERE id = $1")
+                .bind(sid)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let details = serde_json::json!({
+            "issuer": event.issuer,
+            "serial": event.serial,
+            "action": event.action,
+            "attempts": event.attempts,
+            "error": error,
+        });
+        let entry = AuditEntry {
+            at: &now,
+            actor: "ca-sync-worker",
+            action: "outbox.dead_lettered",
+            subject: &event.event_id,
+            details: details.to_string(),
+        };
+        audit::append(&mut tx, &entry, &[]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts every dead letter back in the queue, due now; returns how many.
+    pub async fn retry_dead_letters(&self, actor: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let now = format_instant(now);
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT event_id FROM outbox WHERE state = 'dead' ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?;
+        if ids.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        sqlx::query(
+            "UPDATE suspensions SET ca_sync = 'pending', ca_sync_at = NULL
+              WHERE id IN (SELECT suspension_id FROM outbox WHERE state = 'dead' AND suspension_id IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, dead_at = NULL WHERE state = 'dead'",
+        )
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let entry = AuditEntry {
+            at: &now,
+            actor,
+            action: "outbox.dead_letters_requeued",
+            subject: "outbox",
+            details: serde_json::json!({"events": ids}).to_string(),
+        };
+        audit::append(&mut tx, &entry, &[]).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    pub async fn outbox_summary(&self) -> anyhow::Result<OutboxSummary> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state <> 'done' GROUP BY state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut summary = OutboxSummary::default();
+        for row in &rows {
+            let n: i64 = row.try_get("n")?;
+            match text(row, "state")?.as_str() {
+                "pending" => {
+                    summary.pending = n;
+                    summary.oldest_pending = opt_instant(row, "oldest")?;
+                }
+                _ => summary.dead = n,
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The most recent dead letters, newest first.
+    pub async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT event_id, issuer, serial, action, attempts, last_error, dead_at FROM outbox
+              WHERE state = 'dead' ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    event_id: text(row, "event_id")?,
+                    issuer: text(row, "issuer")?,
+                    serial: text(row, "serial")?,
+                    action: text(row, "action")?,
+                    attempts: row.try_get("attempts")?,
+                    last_error: opt_text(row, "last_error")?,
+                    dead_at: opt_instant(row, "dead_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Locks the suspension's row before its events are settled, so two workers
+/// settling its last two events cannot each miss the other's and leave it
+/// pending for ever.
+async fn lock_suspension(tx: &mut Transaction<'static, Any>, suspension_id: Option<&str>) -> anyhow::Result<()> {
+    if let Some(sid) = suspension_id {
+        sqlx::query("UPDATE suspensions SET ca_sync = ca_sync WHERE id = $1").bind(sid).execute(&mut **tx).await?;
+    }
+    Ok(())
+}

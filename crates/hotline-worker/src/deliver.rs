@@ -1,0 +1,107 @@
+//! Sending leased events to the CA and settling each one.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+use hotline_ca::{Action, Reason, RevocationRequest, SendError};
+use hotline_store::OutboxEvent;
+
+use crate::Worker;
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The CA applied it (now or, for a replay, earlier).
+    Confirmed,
+    /// It will be tried again later.
+    Retrying,
+    /// Given up on: kept as a dead letter.
+    DeadLettered,
+    /// Already settled by another worker.
+    AlreadySettled,
+}
+
+impl Worker {
+    /// Claims one batch of due events and delivers it; returns how many were claimed.
+    pub async fn drain_once(&self) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.settings.lease)?;
+        let events = self.store.claim_outbox(&self.owner, now, now + lease, self.settings.batch).await?;
+        let claimed = events.len();
+        futures::stream::iter(events)
+            .for_each_concurrent(self.settings.concurrency, |event| async move {
+                if let Err(e) = self.deliver(&event).await {
+                    // The lease runs out and the event is tried again.
+                    tracing::error!(event_id = %event.event_id, error = %format!("{e:#}"), "could not settle an outbox event");
+                }
+            })
+            .await;
+        Ok(claimed)
+    }
+
+    /// Sends one event and records the outcome in the store.
+    pub async fn deliver(&self, event: &OutboxEvent) -> anyhow::Result<Delivery> {
+        let Some(request) = request_for(event) else {
+            let error = format!("the outbox holds an unknown action {:?} or reason {:?}", event.action, event.reason);
+            return self.dead_letter(event, &error).await;
+        };
+        let started = Instant::now();
+        let sent = self.ca.send(&request).await;
+        self.metrics.ca_call(started.elapsed(), outcome_label(&sent));
+        match sent {
+            Ok(_) => {
+                let settled = self.store.outbox_done(event, Utc::now()).await?;
+                if !settled {
+                    return Ok(Delivery::AlreadySettled);
+                }
+                let lag = (Utc::now() - event.created_at).to_std().unwrap_or_default();
+                self.metrics.confirmed(lag);
+                Ok(Delivery::Confirmed)
+            }
+            Err(e) if e.is_permanent() => self.dead_letter(event, &e.to_string()).await,
+            Err(e) if event.attempts >= self.settings.max_attempts => {
+                self.dead_letter(event, &format!("gave up after {} attempts: {e}", event.attempts)).await
+            }
+            Err(e) => {
+                let wait = self.settings.backoff.delay(event.attempts);
+                let next = Utc::now() + chrono::Duration::from_std(wait)?;
+                tracing::warn!(event_id = %event.event_id, attempts = event.attempts, retry_in_ms = wait.as_millis() as u64, error = %e, "CA delivery failed; will retry");
+                self.store.outbox_retry_later(event, next, &e.to_string()).await?;
+                Ok(Delivery::Retrying)
+            }
+        }
+    }
+
+    async fn dead_letter(&self, event: &OutboxEvent, error: &str) -> anyhow::Result<Delivery> {
+        if !self.store.outbox_dead(event, Utc::now(), error).await? {
+            return Ok(Delivery::AlreadySettled);
+        }
+        self.metrics.dead_letters.inc();
+        tracing::error!(
+            event_id = %event.event_id, issuer = %event.issuer, serial = %event.serial,
+            action = %event.action, attempts = event.attempts, error,
+            "outbox event dead-lettered; `hotline outbox retry-dead` re-queues it"
+        );
+        Ok(Delivery::DeadLettered)
+    }
+}
+
+fn request_for(event: &OutboxEvent) -> Option<RevocationRequest> {
+    Some(RevocationRequest {
+        event_id: event.event_id.clone(),
+        issuer: event.issuer.clone(),
+        serial: event.serial.clone(),
+        action: Action::parse(&event.action)?,
+        reason: Reason::parse(&event.reason)?,
+    })
+}
+
+fn outcome_label(sent: &Result<hotline_ca::RevocationAnswer, SendError>) -> &'static str {
+    match sent {
+        Ok(answer) if answer.replay => "replayed",
+        Ok(_) => "applied",
+        Err(SendError::Refused { .. }) => "refused",
+        Err(SendError::Unavailable(_)) => "unavailable",
+    }
+}
