@@ -21,7 +21,7 @@ pub fn unique_prefix() -> String {
     format!("hlt{}", uuid::Uuid::new_v4().simple())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

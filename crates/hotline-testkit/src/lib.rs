@@ -8,11 +8,13 @@
 //! database there and drops it when done. There is no mock anywhere.
 
 mod app;
+mod ca;
 mod db;
 mod faults;
 mod registry;
 
 pub use app::{TestApp, TestCache, TestOptions, day_instant, jst, night_instant};
+pub use ca::{CaSimServer, workspace_binary};
 pub use db::{TestDb, pg_admin_url};
 pub use faults::{RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;

@@ -68,6 +68,27 @@ impl Registry {
         }
     }
 
+    /// Releases a suspension at the counter; returns the released suspension.
+    pub async fn release(&self, suspension_id: &str) -> SuspensionView {
+        let release = hotline_store::Release {
+            suspension_id: suspension_id.to_owned(),
+            clerk_token_id: self.clerk.clone(),
+            verified_with: "residence card".into(),
+            note: None,
+            at: day_instant() + chrono::Duration::hours(1),
+            idempotency: IdempotencyClaim {
+                token_id: self.clerk.clone(),
+                key: format!("release-{suspension_id}"),
+                request_fingerprint: format!("fp-release-{suspension_id}"),
+            },
+        };
+        match self.store.release(&release, |_| Ok(SavedResponse { status_code: 200, body: "{}".into() })).await.unwrap()
+        {
+            hotline_store::ReleaseOutcome::Released(view) => view,
+            other => panic!("release of {suspension_id}: {other:?}"),
+        }
+    }
+
     /// Suspends holder `i`'s card; returns the suspension.
     pub async fn suspend_card(&self, i: usize) -> SuspensionView {
         match self.store.suspend(&self.report(i, Item::Card, &format!("card-{i}")), render_reference).await.unwrap() {
