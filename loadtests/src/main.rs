@@ -10,7 +10,12 @@
 //! `status`: the same deployment with Redis, a registry of about 100 000
 //! certificates with 10 000 held, and the validator status endpoint measured
 //! with wrk next to nginx serving a static 200 and `redis-benchmark -t get`.
+//!
+//! `ca-sync`: commit-to-CA lag at a steady suspension rate with added CA
+//! latency, and the outbox drain rate with one and two workers next to what
+//! the CA takes straight from a client.
 
+mod ca_sync;
 mod common;
 mod rawhttp;
 mod rebuild;
@@ -37,6 +42,8 @@ enum Command {
     Visibility(visibility::Args),
     /// `hotline cache rebuild` time and memory for about a million certificates.
     Rebuild(rebuild::Args),
+    /// CA sync lag at a steady rate, and the outbox drain rate with one and two workers.
+    CaSync(ca_sync::Args),
 }
 
 #[tokio::main]
@@ -46,5 +53,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Status(args) => status::run(args).await,
         Command::Visibility(args) => visibility::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,
+        Command::CaSync(args) => ca_sync::run(args).await,
     }
 }
