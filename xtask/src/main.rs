@@ -50,7 +50,7 @@ fn test(extra: &[String]) -> Result {
     run(Command::new("cargo").args(["test", "--workspace", "--doc", "--quiet"]))
 }
 
-/// Makes sure PostgreSQL, Redis, curl and openssl are installed and PostgreSQL and Redis are running.
+/// Makes sure PostgreSQL, Redis, curl, openssl and promtool are installed and PostgreSQL and Redis are running.
 fn services() -> Result {
     let mut missing = Vec::new();
     if !on_path("pg_ctlcluster") {
@@ -65,6 +65,10 @@ fn services() -> Result {
     // The CA sync tests check CRLs with the openssl command as an independent verifier.
     if !on_path("openssl") {
         missing.push("openssl");
+    }
+    // promtool checks and unit-tests the alert rules.
+    if !on_path("promtool") {
+        missing.push("prometheus");
     }
     if !missing.is_empty() {
         step(&format!("installing Debian packages: {}", missing.join(" ")));

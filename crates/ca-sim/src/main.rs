@@ -12,7 +12,7 @@ use hotline_ca::Faults;
 #[command(version)]
 struct Args {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
     /// Where the issuing CAs' keys and the journal live.
     #[arg(long, default_value = "ca-sim-data")]

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub status_answers: Family<Labels2, Counter>,
     /// Cache updates right after a commit that failed (the background sync repairs them).
     pub cache_write_failures: Counter,
+    /// Seconds since the shared cache was last confirmed complete (+Inf without a marker); set at each scrape.
+    pub cache_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -68,8 +70,15 @@ impl Metrics {
             "Cache updates after a commit that failed and were left to the background sync",
             cache_write_failures.clone(),
         );
+        let cache_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "cache_lag_seconds",
+            "Seconds since the revocation cache was last confirmed complete (+Inf when it has no marker or cannot be read)",
+            cache_lag_seconds.clone(),
+        );
         Self {
             registry,
+            cache_lag_seconds,
             http_requests,
             http_request_duration,
             suspensions,

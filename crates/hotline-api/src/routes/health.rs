@@ -15,6 +15,12 @@ pub async fn healthz() -> Json<Value> {
 
 /// Prometheus metrics, text format.
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    // Read at scrape time, so an alert sees the lag even when the sync loop is stuck.
+    let lag = match state.status.cache.marker().await {
+        Ok(Some(marker)) => (chrono::Utc::now() - marker.as_of).num_milliseconds().max(0) as f64 / 1000.0,
+        Ok(None) | Err(_) => f64::INFINITY,
+    };
+    state.metrics.cache_lag_seconds.set(lag);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 

@@ -1,0 +1,60 @@
+//! Every metric an alert rule names is exported by the running service
+//! (`hotline serve`: API and worker in one process), so no alert watches a
+//! series that never exists.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::{Server, hotline};
+
+/// `hotline_…` names in a text, without the suffixes a sample adds to a family's name.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("hotline_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(tail.len());
+        let mut name = &tail[..end];
+        for suffix in ["_total", "_bucket", "_count", "_sum"] {
+            name = name.strip_suffix(suffix).unwrap_or(name);
+        }
+        names.insert(name.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_in_the_alert_rules_is_exported() {
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/prometheus/alerts.yaml")).unwrap();
+    let wanted = metric_names(&rules);
+    assert!(wanted.len() >= 9, "{wanted:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = hotline(dir.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd);
+    let curl = server.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await;
+    let addr = server.addr().await;
+    // Exercise a suspension (and so the worker) before scraping.
+    let out = tokio::process::Command::new("sh").arg("-c").arg(&curl).output().await.unwrap();
+    assert!(out.status.success());
+    let scraped = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let families: BTreeSet<String> = scraped
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|name| metric_names(name).into_iter().next().unwrap_or_default())
+        .collect();
+    let missing: Vec<_> = wanted.difference(&families).collect();
+    assert!(missing.is_empty(), "alerts name metrics the service does not export: {missing:?}");
+    // The cache lag is a real figure for a running instance with a complete cache.
+    let lag: f64 =
+        scraped.lines().find_map(|l| l.strip_prefix("hotline_cache_lag_seconds ")).unwrap().trim().parse().unwrap();
+    assert!((0.0..5.0).contains(&lag), "cache lag {lag}");
+    server.terminate().await;
+}
