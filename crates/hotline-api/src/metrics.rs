@@ -32,6 +32,14 @@ pub struct Metrics {
     pub cache_write_failures: Counter,
     /// Seconds since the shared cache was last confirmed complete (+Inf without a marker); set at each scrape.
     pub cache_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 1 when the revocation cache answered the last scrape's marker read.
+    pub cache_up: Gauge,
+    /// Database pool connections by state (open, idle); set at each scrape.
+    pub db_pool_connections: Family<[(&'static str, &'static str); 1], Gauge>,
+    /// 1 when the database answered the last scrape's ping.
+    pub db_up: Gauge,
+    /// Always 1; the labels say which reception rule set and mode are in force now.
+    pub rules_info: Family<[(&'static str, String); 2], Gauge>,
 }
 
 impl Metrics {
@@ -76,8 +84,28 @@ impl Metrics {
             "Seconds since the revocation cache was last confirmed complete (+Inf when it has no marker or cannot be read)",
             cache_lag_seconds.clone(),
         );
+        let cache_up = Gauge::default();
+        registry.register("cache_up", "1 when the revocation cache answered at the last scrape", cache_up.clone());
+        let db_pool_connections = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state (open, idle)",
+            db_pool_connections.clone(),
+        );
+        let db_up = Gauge::default();
+        registry.register("db_up", "1 when the database answered at the last scrape", db_up.clone());
+        let rules_info = Family::<[(&'static str, String); 2], Gauge>::default();
+        registry.register(
+            "rules_info",
+            "Always 1; the labels say which rule set and mode are in force now",
+            rules_info.clone(),
+        );
         Self {
             registry,
+            cache_up,
+            db_pool_connections,
+            db_up,
+            rules_info,
             cache_lag_seconds,
             http_requests,
             http_request_duration,

@@ -1,4 +1,4 @@
-//! Every metric an alert rule names is exported by the running service
+//! Every metric an alert rule or a dashboard names is exported by the running service
 //! (`hotline serve`: API and worker in one process), so no alert watches a
 //! series that never exists.
 
@@ -28,11 +28,20 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn every_metric_in_the_alert_rules_is_exported() {
-    let rules =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/prometheus/alerts.yaml")).unwrap();
-    let wanted = metric_names(&rules);
-    assert!(wanted.len() >= 9, "{wanted:?}");
+async fn every_metric_in_the_alert_rules_and_dashboards_is_exported() {
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+    let mut wanted = BTreeSet::new();
+    for file in [
+        "prometheus/alerts.yaml",
+        "grafana/dashboards/operators.json",
+        "grafana/dashboards/validators.json",
+        "grafana/dashboards/ca-sync.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{deploy}/{file}")).unwrap();
+        let names = metric_names(&text);
+        assert!(names.len() >= 4, "{file}: {names:?}");
+        wanted.extend(names);
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = hotline(dir.path());

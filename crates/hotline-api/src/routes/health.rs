@@ -15,13 +15,31 @@ pub async fn healthz() -> Json<Value> {
 
 /// Prometheus metrics, text format.
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    // Read at scrape time, so an alert sees the lag even when the sync loop is stuck.
-    let lag = match state.status.cache.marker().await {
-        Ok(Some(marker)) => (chrono::Utc::now() - marker.as_of).num_milliseconds().max(0) as f64 / 1000.0,
+    observe_dependencies(&state).await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}
+
+/// Gauges read at scrape time, so an alert sees them even when a background loop is stuck.
+async fn observe_dependencies(state: &AppState) {
+    let m = &state.metrics;
+    let now = state.clock.now();
+    let marker = state.status.cache.marker().await;
+    m.cache_up.set(i64::from(marker.is_ok()));
+    let lag = match marker {
+        Ok(Some(marker)) => (now - marker.as_of).num_milliseconds().max(0) as f64 / 1000.0,
         Ok(None) | Err(_) => f64::INFINITY,
     };
-    state.metrics.cache_lag_seconds.set(lag);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    m.cache_lag_seconds.set(lag);
+    let pool = state.store.pool();
+    m.db_pool_connections.get_or_create(&[("state", "open")]).set(i64::from(pool.size()));
+    m.db_pool_connections.get_or_create(&[("state", "idle")]).set(pool.num_idle() as i64);
+    m.db_up.set(i64::from(state.store.ping().await));
+    if let Ok(snapshot) = state.rules.snapshot(now) {
+        m.rules_info.clear();
+        m.rules_info
+            .get_or_create(&[("version", snapshot.rules_version), ("mode", snapshot.mode.as_str().to_owned())])
+            .set(1);
+    }
 }
 
 /// The process can serve: its database answers.
