@@ -50,7 +50,7 @@ fn test(extra: &[String]) -> Result {
     run(Command::new("cargo").args(["test", "--workspace", "--doc", "--quiet"]))
 }
 
-/// Makes sure PostgreSQL, Redis, curl, openssl and promtool are installed and PostgreSQL and Redis are running.
+/// Makes sure PostgreSQL, Redis, curl, openssl, promtool, Chromium and chromedriver are installed and PostgreSQL and Redis are running.
 fn services() -> Result {
     let mut missing = Vec::new();
     if !on_path("pg_ctlcluster") {
@@ -66,6 +66,10 @@ fn services() -> Result {
     if !on_path("openssl") {
         missing.push("openssl");
     }
+    // The status page is tested in headless Chromium through chromedriver.
+    if !on_path("chromedriver") {
+        missing.extend(["chromium", "chromium-driver"]);
+    }
     // promtool checks and unit-tests the alert rules.
     if !on_path("promtool") {
         missing.push("prometheus");
@@ -73,7 +77,8 @@ fn services() -> Result {
     if !missing.is_empty() {
         step(&format!("installing Debian packages: {}", missing.join(" ")));
         as_root(&["apt-get", "update", "-qq"])?;
-        let mut args = vec!["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq"];
+        let mut args =
+            vec!["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends"];
         args.extend(&missing);
         as_root(&args)?;
     }

@@ -11,6 +11,7 @@ pub mod clock;
 mod fields;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 mod report;
 mod routes;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Token look-ups remembered in memory.
     pub tokens: Arc<TokenCache>,
+    /// The on-call status page's samples and CA probe.
+    pub ops: Arc<ops::Ops>,
 }
 
 /// A batch status query of 1000 pairs needs more room than the default limit.
@@ -72,6 +75,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        .route("/ops", get(ops::page))
+        .route("/ops/summary", get(ops::summary))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .fallback(|| async { Problem::not_found("not_found", "No such route") })
@@ -115,5 +120,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let sampler = tokio::spawn(ops::run_sampler(state.clone()));
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    sampler.abort();
+    served
 }

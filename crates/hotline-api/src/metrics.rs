@@ -40,6 +40,32 @@ pub struct Metrics {
     pub db_up: Gauge,
     /// Always 1; the labels say which reception rule set and mode are in force now.
     pub rules_info: Family<[(&'static str, String); 2], Gauge>,
+    /// Plain running totals for the status page's plots.
+    pub flow: FlowTotals,
+}
+
+/// Running totals of the two flows on-call watches, read by the status page.
+#[derive(Debug, Default)]
+pub struct FlowTotals {
+    pub suspension_requests: std::sync::atomic::AtomicU64,
+    pub suspension_errors: std::sync::atomic::AtomicU64,
+    pub status_requests: std::sync::atomic::AtomicU64,
+    pub status_errors: std::sync::atomic::AtomicU64,
+}
+
+impl FlowTotals {
+    fn count(&self, method: &str, route: &str, status: u16) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (requests, errors) = match (method, route) {
+            ("POST", "/v1/suspensions") => (&self.suspension_requests, &self.suspension_errors),
+            (_, "/v1/status/{issuer}/{serial}" | "/v1/status") => (&self.status_requests, &self.status_errors),
+            _ => return,
+        };
+        requests.fetch_add(1, Relaxed);
+        if status >= 500 {
+            errors.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 impl Metrics {
@@ -102,6 +128,7 @@ impl Metrics {
         );
         Self {
             registry,
+            flow: FlowTotals::default(),
             cache_up,
             db_pool_connections,
             db_up,
@@ -163,6 +190,7 @@ pub async fn record(
         .http_request_duration
         .get_or_create(&[("method", method.clone()), ("route", route.clone())])
         .observe(elapsed);
+    metrics.flow.count(&method, &route, response.status().as_u16());
     metrics
         .http_requests
         .get_or_create(&[("method", method), ("route", route), ("status", response.status().as_u16().to_string())])

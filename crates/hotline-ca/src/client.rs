@@ -69,6 +69,11 @@ impl CaClient {
         successful(response).await?.text().await.map_err(incomplete)
     }
 
+    /// Whether the CA answers its health check.
+    pub async fn health(&self) -> Result<(), SendError> {
+        successful(self.http.get(self.url("/health")).send().await).await.map(drop)
+    }
+
     /// Replaces the CA's injected faults (ca-sim only).
     pub async fn set_faults(&self, faults: &Faults) -> Result<Faults, SendError> {
         json_answer(self.http.post(self.url("/v1/faults")).json(faults).send().await).await

@@ -192,6 +192,7 @@ impl TestApp {
             status: status.clone(),
             metrics: metrics.clone(),
             tokens: Arc::default(),
+            ops: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

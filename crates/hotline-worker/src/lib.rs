@@ -92,6 +92,11 @@ impl Worker {
         self.wake.clone()
     }
 
+    /// The CA this worker delivers to.
+    pub fn ca(&self) -> &CaClient {
+        &self.ca
+    }
+
     pub fn owner(&self) -> &str {
         &self.owner
     }

@@ -75,6 +75,12 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
             Some(crate::ca::worker(&config, store.clone(), worker_metrics, true).await?)
         }
     };
+    // The status page reports the CA's health: the worker's CA, or the configured one.
+    let ca = match (&worker, &config.ca_url) {
+        (Some(worker), _) => Some(worker.ca().clone()),
+        (None, Some(url)) => Some(hotline_ca::CaClient::new(url, Duration::from_millis(config.ca_timeout_ms))?),
+        (None, None) => None,
+    };
     let state = AppState {
         store,
         rules,
@@ -83,6 +89,7 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
         status,
         metrics: Arc::new(metrics),
         tokens: Arc::default(),
+        ops: Arc::new(hotline_api::ops::Ops::new(ca)),
     };
     let stop = Arc::new(Notify::new());
     let stop_worker = Arc::new(Notify::new());
