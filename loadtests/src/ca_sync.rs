@@ -18,7 +18,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::common::{self, KEY, Target, free_port, fresh_database, ms, percentile, psql};
+use crate::common::{self, KEY, Target, free_port, fresh_database, psql};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -187,10 +187,7 @@ async fn lag(args: &Args) -> anyhow::Result<()> {
     );
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| p50 | {} |", ms(percentile(&lags, 0.50)));
-    println!("| p90 | {} |", ms(percentile(&lags, 0.90)));
-    println!("| p99 | {} |", ms(percentile(&lags, 0.99)));
-    println!("| max | {} |", ms(lags.last().copied().unwrap_or_default()));
+    common::print_latency_rows(&lags);
     drop(ca);
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_ca WITH (FORCE)").await
 }

@@ -81,6 +81,14 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
+/// The p50 / p90 / p99 / max rows of a markdown table, from sorted latencies.
+pub fn print_latency_rows(sorted: &[Duration]) {
+    println!("| p50 | {} |", ms(percentile(sorted, 0.50)));
+    println!("| p90 | {} |", ms(percentile(sorted, 0.90)));
+    println!("| p99 | {} |", ms(percentile(sorted, 0.99)));
+    println!("| max | {} |", ms(sorted.last().copied().unwrap_or_default()));
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }

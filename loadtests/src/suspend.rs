@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::common::{self, KEY, Target, db_url, free_port, ms, percentile, psql};
+use crate::common::{self, KEY, Target, db_url, free_port, psql};
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::Mutex;
@@ -136,10 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("| metric | value |");
     println!("|---|---|");
     println!("| suspensions/s | {rate:.0} |");
-    println!("| p50 | {} |", ms(percentile(&latencies, 0.50)));
-    println!("| p90 | {} |", ms(percentile(&latencies, 0.90)));
-    println!("| p99 | {} |", ms(percentile(&latencies, 0.99)));
-    println!("| max | {} |", ms(latencies.last().copied().unwrap_or_default()));
+    common::print_latency_rows(&latencies);
     println!("| pgbench TPC-B tps, same concurrency (ceiling) | {pg_tps:.0} (latency average {pg_latency}) |");
     if pg_tps > 0.0 {
         println!("| ratio suspensions/s : pgbench tps | {:.2} |", rate / pg_tps);

@@ -204,11 +204,4 @@ impl Ledger {
     }
 }
 
-/// Canonical hex of a serial (no leading zero bytes), or None if it is not 1 to 20 bytes of hex.
-pub fn canonical(serial: &str) -> Option<String> {
-    let bytes = hex::decode(serial).ok()?;
-    if bytes.is_empty() || bytes.len() > 20 {
-        return None;
-    }
-    Some(hotline_ca::canonical_serial(&bytes))
-}
+pub use hotline_ca::canonical_serial_hex as canonical;

@@ -107,7 +107,7 @@ pub async fn summary(State(state): State<AppState>) -> Json<Value> {
     let cache = match &marker {
         Ok(Some(m)) => json!({
             "state": "ok", "backend": state.status.cache.backend_name(),
-            "lag_seconds": (now - m.as_of).num_milliseconds().max(0) as f64 / 1000.0,
+            "lag_seconds": m.lag_seconds(now),
             "as_of": tokyo_rfc3339(m.as_of),
         }),
         Ok(None) => json!({"state": "empty", "backend": state.status.cache.backend_name()}),

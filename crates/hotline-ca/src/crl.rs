@@ -114,10 +114,16 @@ pub fn canonical_serial(bytes: &[u8]) -> String {
     if hex.is_empty() { "00".to_owned() } else { hex }
 }
 
+/// Canonical hex of a serial written in hex, or none unless it is 1 to 20 bytes.
+pub fn canonical_serial_hex(serial_hex: &str) -> Option<String> {
+    let bytes = hex::decode(serial_hex).ok()?;
+    (1..=20).contains(&bytes.len()).then(|| canonical_serial(&bytes))
+}
+
 impl VerifiedCrl {
     /// Canonical form of a registry serial (hex text), for look-ups in [`VerifiedCrl::entries`].
     pub fn canonical(serial_hex: &str) -> String {
-        hex::decode(serial_hex).map(|bytes| canonical_serial(&bytes)).unwrap_or_else(|_| serial_hex.to_owned())
+        canonical_serial_hex(serial_hex).unwrap_or_else(|| serial_hex.to_owned())
     }
 }
 

@@ -8,5 +8,5 @@ mod crl;
 mod protocol;
 
 pub use client::{CaClient, SendError};
-pub use crl::{CrlEntry, CrlError, TrustedIssuer, VerifiedCrl, canonical_serial};
+pub use crl::{CrlEntry, CrlError, TrustedIssuer, VerifiedCrl, canonical_serial, canonical_serial_hex};
 pub use protocol::{Action, CaProblem, CaStats, EntryState, Faults, Reason, RevocationAnswer, RevocationRequest};

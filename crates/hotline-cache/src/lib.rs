@@ -38,6 +38,13 @@ pub struct Marker {
     pub as_of: DateTime<Utc>,
 }
 
+impl Marker {
+    /// Seconds from `as_of` to `now` (never negative).
+    pub fn lag_seconds(&self, now: DateTime<Utc>) -> f64 {
+        (now - self.as_of).num_milliseconds().max(0) as f64 / 1000.0
+    }
+}
+
 /// A cached status: present only for certificates that are not good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedStatus {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hotline_ca::CaClient;
 
-use crate::faults::free_port;
+use crate::faults::{free_port, wait_listening};
 
 /// A binary of this workspace, built next to the test executables.
 ///
@@ -79,13 +79,7 @@ impl CaSimServer {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("ca-sim did not start listening on {}", self.port);
+        wait_listening(self.port, "ca-sim");
     }
 
     /// Kills it (SIGKILL): the CA is down until [`CaSimServer::restart`].

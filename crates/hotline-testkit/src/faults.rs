@@ -21,6 +21,17 @@ pub fn unique_prefix() -> String {
     format!("hlt{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Waits (up to 5 s) until a process of ours accepts connections on `port`.
+pub(crate) fn wait_listening(port: u16, what: &str) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on {port}");
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -52,13 +63,7 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| panic!("redis-server could not start ({e}); run the README's test command"));
         self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start listening on {}", self.port);
+        wait_listening(self.port, "redis-server");
     }
 
     /// Kills it (SIGKILL: it keeps nothing on disk anyway).

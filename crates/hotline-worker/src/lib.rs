@@ -30,6 +30,9 @@ pub use metrics::WorkerMetrics;
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use trust::TrustStore;
 
+/// How often the outbox backlog gauges are refreshed.
+const OBSERVE_EVERY: Duration = Duration::from_secs(2);
+
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -106,6 +109,7 @@ impl Worker {
         tokio::pin!(stop);
         tracing::info!(owner = %self.owner, ca = self.ca.base_url(), "CA sync worker started");
         let mut next_reconcile = tokio::time::Instant::now() + self.settings.reconcile_interval;
+        let mut next_observe = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_reconcile {
                 for issuer in self.issuers().await {
@@ -114,7 +118,11 @@ impl Worker {
                 }
                 next_reconcile = tokio::time::Instant::now() + self.settings.reconcile_interval;
             }
-            self.metrics.observe_outbox(&self.store).await;
+            // The backlog gauges cost a query: refresh them on a timer, not on every turn of the loop.
+            if tokio::time::Instant::now() >= next_observe {
+                self.metrics.observe_outbox(&self.store).await;
+                next_observe = tokio::time::Instant::now() + OBSERVE_EVERY;
+            }
             let delivered = match self.drain_once().await {
                 Ok(n) => n,
                 Err(e) => {

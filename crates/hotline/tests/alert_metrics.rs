@@ -8,8 +8,6 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{Server, hotline};
-
 /// `hotline_…` names in a text, without the suffixes a sample adds to a family's name.
 fn metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -44,13 +42,11 @@ async fn every_metric_in_the_alert_rules_and_dashboards_is_exported() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let server = Server::start(cmd);
-    let curl = server.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await;
+    let server = support::embedded(dir.path());
+    let curl = server.curl_line().await;
     let addr = server.addr().await;
     // Exercise a suspension (and so the worker) before scraping.
-    let out = tokio::process::Command::new("sh").arg("-c").arg(&curl).output().await.unwrap();
+    let out = support::paste(&curl).await;
     assert!(out.status.success());
     let scraped = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     let families: BTreeSet<String> = scraped

@@ -10,19 +10,17 @@ use std::time::Duration;
 
 use hotline_testkit::{Backend, TestDb};
 use serde_json::Value;
-use support::{Server, hotline, run};
+use support::{hotline, run};
 
 #[tokio::test]
 async fn the_embedded_default_delivers_suspensions_to_an_in_process_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let server = Server::start(cmd);
-    let curl = server.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await;
+    let server = support::embedded(dir.path());
+    let curl = server.curl_line().await;
     let operator = server.wait_for(|l| l.trim_start().strip_prefix("operator ").map(|t| t.trim().to_owned())).await;
     let addr = server.addr().await;
     server.wait_for(|l| l.contains("running the development CA (ca-sim) in this process").then_some(())).await;
-    let out = tokio::process::Command::new("sh").arg("-c").arg(&curl).output().await.unwrap();
+    let out = support::paste(&curl).await;
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = answer["id"].as_str().unwrap();
     let client = reqwest::Client::new();

@@ -13,10 +13,8 @@ use support::{Server, hotline, run};
 #[tokio::test]
 async fn the_embedded_default_prints_a_curl_line_that_suspends_a_sample() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let server = Server::start(cmd);
-    let curl = server.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await;
+    let server = support::embedded(dir.path());
+    let curl = server.curl_line().await;
     let tokens = server
         .stdout
         .lock()
@@ -30,7 +28,7 @@ async fn the_embedded_default_prints_a_curl_line_that_suspends_a_sample() {
         .count();
     assert_eq!(tokens, 3, "one token per role is printed");
     // Run the printed line exactly as a person would paste it.
-    let out = tokio::process::Command::new("sh").arg("-c").arg(&curl).output().await.unwrap();
+    let out = support::paste(&curl).await;
     assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["status"], "suspended", "{answer}");
@@ -40,9 +38,7 @@ async fn the_embedded_default_prints_a_curl_line_that_suspends_a_sample() {
     assert!(stderr.iter().any(|l| l.contains("shutting down")));
 
     // A second start keeps the data and seeds nothing.
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let server = Server::start(cmd);
+    let server = support::embedded(dir.path());
     server.addr().await;
     let (_, stdout, _) = server.terminate().await;
     assert!(!stdout.iter().any(|l| l.starts_with("curl ")), "only the first start seeds: {stdout:?}");

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use support::{Server, hotline};
 
 /// A chromedriver process and one browser session.
 struct Browser {
@@ -104,12 +103,10 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_the_service_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let server = Server::start(cmd);
-    let curl = server.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await;
+    let server = support::embedded(dir.path());
+    let curl = server.curl_line().await;
     let addr = server.addr().await;
-    let out = tokio::process::Command::new("sh").arg("-c").arg(&curl).output().await.unwrap();
+    let out = support::paste(&curl).await;
     assert!(out.status.success());
 
     let browser = Browser::start().await;

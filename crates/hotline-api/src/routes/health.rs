@@ -26,7 +26,7 @@ async fn observe_dependencies(state: &AppState) {
     let marker = state.status.cache.marker().await;
     m.cache_up.set(i64::from(marker.is_ok()));
     let lag = match marker {
-        Ok(Some(marker)) => (now - marker.as_of).num_milliseconds().max(0) as f64 / 1000.0,
+        Ok(Some(marker)) => marker.lag_seconds(now),
         Ok(None) | Err(_) => f64::INFINITY,
     };
     m.cache_lag_seconds.set(lag);

@@ -46,7 +46,24 @@ fn collect(reader: impl tokio::io::AsyncRead + Unpin + Send + 'static, into: Arc
     });
 }
 
+/// `hotline serve` on port 0 in `dir`, the embedded default's first start.
+pub fn embedded(dir: &Path) -> Server {
+    let mut cmd = hotline(dir);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    Server::start(cmd)
+}
+
+/// Runs a printed command line through `sh`, as a person pasting it would.
+pub async fn paste(line: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(line).output().await.unwrap()
+}
+
 impl Server {
+    /// The `curl` line the first start prints.
+    pub async fn curl_line(&self) -> String {
+        self.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await
+    }
+
     pub fn start(mut cmd: Command) -> Server {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let (stdout, stderr) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
