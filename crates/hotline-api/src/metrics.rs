@@ -89,12 +89,7 @@ impl Metrics {
         let releases = Family::<[(&'static str, &'static str); 1], Counter>::default();
         registry.register("releases", "Releases at the counter by outcome", releases.clone());
         let build = Family::<[(&'static str, &'static str); 2], Gauge>::default();
-        build
-            .get_or_create(&[
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("commit", option_env!("HOTLINE_GIT_COMMIT").unwrap_or("unknown")),
-            ])
-            .set(1);
+        build.get_or_create(&[("version", env!("CARGO_PKG_VERSION")), ("commit", env!("HOTLINE_GIT_COMMIT"))]).set(1);
         registry.register("build_info", "Always 1; the labels say which build is running", build);
         let status_answers = Family::<Labels2, Counter>::default();
         registry.register("status_answers", "Certificate status answers by source and status", status_answers.clone());

@@ -154,7 +154,7 @@ pub async fn summary(State(state): State<AppState>) -> Json<Value> {
         "now": tokyo_rfc3339(now),
         "build": {
             "version": env!("CARGO_PKG_VERSION"),
-            "commit": option_env!("HOTLINE_GIT_COMMIT").unwrap_or("unknown"),
+            "commit": env!("HOTLINE_GIT_COMMIT"),
         },
         "health": {"database": if database { "ok" } else { "down" }, "cache": cache, "ca": ca},
         "rules": rules,
