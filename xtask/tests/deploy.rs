@@ -190,6 +190,13 @@ fn the_compose_file_parses_and_uses_only_real_commands_flags_and_variables() {
         .flat_map(|job| strings(&job["static_configs"][0]["targets"]))
         .collect();
     assert_eq!(targets, ["api-1:8080", "api-2:8080", "worker:8080"]);
+    // Traces go to the collector's OTLP/HTTP receiver.
+    let otlp = compose["x-hotline"]["environment"]["HOTLINE_OTLP_ENDPOINT"].as_str().unwrap();
+    let collector = yaml_documents("deploy/otel/collector.yaml").remove(0);
+    let receiver = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].as_str().unwrap();
+    let port = receiver.rsplit(':').next().unwrap();
+    assert_eq!(otlp, format!("http://otel-collector:{port}"), "the services export to the collector");
+    assert!(strings(&collector["service"]["pipelines"]["traces"]["receivers"]).contains(&"otlp".to_owned()));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use hotline_ca::{CaProblem, CaStats, Faults, RevocationRequest};
@@ -73,7 +73,7 @@ fn draw(faults: &Faults) -> Fault {
     }
 }
 
-async fn revoke(State(ca): State<CaSim>, body: axum::body::Bytes) -> Response {
+async fn revoke(State(ca): State<CaSim>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let faults = lock(&ca.inner.faults).clone();
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -91,6 +91,9 @@ async fn revoke(State(ca): State<CaSim>, body: axum::body::Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return problem(422, "invalid_request", e.to_string()),
     };
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        lock(&ca.inner.ledger).stats.traceparents.insert(request.event_id.clone(), traceparent.to_owned());
+    }
     let answer = lock(&ca.inner.ledger).apply(request, OffsetDateTime::now_utc());
     match (answer, fault) {
         (Ok(_), Fault::LoseResponse) => {

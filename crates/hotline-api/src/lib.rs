@@ -31,7 +31,7 @@ use hotline_store::Store;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
 
 pub use body::MAX_BODY_BYTES;
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -92,25 +92,51 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-                    let request_id = req
-                        .extensions()
-                        .get::<RequestId>()
-                        .and_then(|id| id.header_value().to_str().ok())
-                        .unwrap_or("-")
-                        .to_owned();
-                    // The URI is not recorded: routes carry only ids and serials, but
-                    // recording the matched route keeps the label set small anyway.
-                    tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or("unmatched"), request_id)
-                })
+                .make_span_with(request_span)
                 // One line per request only at debug: validators query millions of times a
                 // day. Suspensions and releases log their outcome at info themselves.
-                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .on_response(|response: &axum::response::Response, latency: Duration, span: &tracing::Span| {
+                    record_outcome(response.status(), span);
+                    DefaultOnResponse::new().level(tracing::Level::DEBUG).on_response(response, latency, span);
+                }),
         )
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     routes.layer(layers)
+}
+
+/// The span of one request: named by its matched route, continuing the
+/// caller's trace when the request carries a `traceparent`.
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+    let request_id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+    // The URI is not recorded: routes carry only ids and serials, but the
+    // matched route keeps the label set small anyway.
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", req.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %req.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        request_id,
+        trace_id = tracing::field::Empty,
+    );
+    hotline_trace::continue_from_headers(&span, req.headers());
+    // Log lines then name the trace, so on-call can go from a log line to its trace.
+    if let Some(trace_id) = hotline_trace::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
+    span
+}
+
+/// Puts the answer's status on the request span; a 5xx marks the span failed.
+fn record_outcome(status: StatusCode, span: &tracing::Span) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets

@@ -50,17 +50,28 @@ impl CaClient {
         &self.base
     }
 
-    /// Sends one revocation event.
+    /// Sends one revocation event, passing the current trace on to the CA.
+    #[tracing::instrument(
+        name = "POST /v1/revocations",
+        skip_all,
+        fields(otel.kind = "client", otel.status_code, peer.service = "ca", event_id = %request.event_id, error.type)
+    )]
     pub async fn send(&self, request: &RevocationRequest) -> Result<RevocationAnswer, SendError> {
-        let response = self.http.post(self.url("/v1/revocations")).json(request).send().await;
-        json_answer(response).await
+        let response = self.http.post(self.url("/v1/revocations")).headers(trace_headers()).json(request).send().await;
+        json_answer(response).await.inspect_err(record_failure)
     }
 
     /// The issuer's current CRL, DER encoded.
+    #[tracing::instrument(
+        name = "GET /v1/issuers/{issuer}/crl",
+        skip_all,
+        fields(otel.kind = "client", otel.status_code, peer.service = "ca", issuer, error.type)
+    )]
     pub async fn crl(&self, issuer: &str) -> Result<Vec<u8>, SendError> {
-        let response = self.http.get(self.url(&format!("/v1/issuers/{issuer}/crl"))).send().await;
-        let response = successful(response).await?;
-        Ok(response.bytes().await.map_err(incomplete)?.to_vec())
+        let response =
+            self.http.get(self.url(&format!("/v1/issuers/{issuer}/crl"))).headers(trace_headers()).send().await;
+        let response = successful(response).await.inspect_err(record_failure)?;
+        Ok(response.bytes().await.map_err(incomplete).inspect_err(record_failure)?.to_vec())
     }
 
     /// The issuer's CA certificate, PEM encoded.
@@ -93,6 +104,20 @@ impl CaClient {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+}
+
+/// The current trace, as headers for the CA.
+fn trace_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    hotline_trace::inject_current(&mut headers);
+    headers
+}
+
+/// Marks the current call's span failed, refused or unavailable.
+fn record_failure(error: &SendError) {
+    let span = tracing::Span::current();
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", if error.is_permanent() { "refused" } else { "unavailable" });
 }
 
 async fn json_answer<T: DeserializeOwned>(response: Result<reqwest::Response, reqwest::Error>) -> Result<T, SendError> {

@@ -172,4 +172,8 @@ pub struct CaStats {
     pub refused: u64,
     /// Requests failed by an injected fault.
     pub faulted: u64,
+    /// Event id → the W3C `traceparent` its last request carried, so tests
+    /// can follow a trace from the operator's call into the CA.
+    #[serde(default)]
+    pub traceparents: BTreeMap<String, String>,
 }

@@ -28,6 +28,8 @@ pub struct OutboxEvent {
     /// Attempts so far, this one included.
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
+    /// The trace of the transaction that wrote the event, for its delivery to continue.
+    pub traceparent: Option<String>,
 }
 
 /// The outbox at a glance, for metrics and the status page.
@@ -80,7 +82,7 @@ impl Store {
         let sql = format!(
             "UPDATE outbox SET leased_by = $1, leased_until = $3, attempts = attempts + 1
               WHERE seq IN ({select})
-             RETURNING seq, event_id, certificate_id, issuer, serial, action, reason, suspension_id, attempts, created_at"
+             RETURNING seq, event_id, certificate_id, issuer, serial, action, reason, suspension_id, attempts, created_at, traceparent"
         );
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&sql)
@@ -105,6 +107,7 @@ impl Store {
                     suspension_id: opt_text(row, "suspension_id")?,
                     attempts: row.try_get("attempts")?,
                     created_at: instant(row, "created_at")?,
+                    traceparent: opt_text(row, "traceparent")?,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -114,6 +117,7 @@ impl Store {
 
     /// Marks an event delivered; its suspension is confirmed once all its events are.
     /// Returns false if the event was already settled (another worker got there first).
+    #[tracing::instrument(name = "transaction outbox_done", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
     pub async fn outbox_done(&self, event: &OutboxEvent, now: DateTime<Utc>) -> anyhow::Result<bool> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
@@ -144,6 +148,7 @@ impl Store {
     }
 
     /// Gives the event back with an error, to be tried again at `next_attempt`.
+    #[tracing::instrument(name = "transaction outbox_retry_later", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
     pub async fn outbox_retry_later(
         &self,
         event: &OutboxEvent,
@@ -163,6 +168,7 @@ impl Store {
     }
 
     /// Dead-letters an event: kept with its error, audited, and its suspension marked failed.
+    #[tracing::instrument(name = "transaction outbox_dead", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
     pub async fn outbox_dead(&self, event: &OutboxEvent, now: DateTime<Utc>, error: &str) -> anyhow::Result<bool> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;

@@ -64,6 +64,14 @@ impl Backend {
             Backend::Sqlite => "sqlite",
         }
     }
+
+    /// The name OpenTelemetry's conventions give the database (`db.system.name`).
+    pub fn system_name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgresql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0003_ca_delivery.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0003_ca_delivery.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_trace_context",
+        postgres: include_str!("../../../migrations/postgres/0004_outbox_trace_context.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0004_outbox_trace_context.sql"),
+    },
 ];
 
 impl Store {

@@ -50,8 +50,8 @@ pub(crate) async fn enqueue(
 ) -> anyhow::Result<String> {
     let event_id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
-        "INSERT INTO outbox (event_id, certificate_id, issuer, serial, action, reason, suspension_id, created_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        "INSERT INTO outbox (event_id, certificate_id, issuer, serial, action, reason, suspension_id, created_at, next_attempt_at, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(&event_id)
     .bind(cert.id)
@@ -61,6 +61,7 @@ pub(crate) async fn enqueue(
     .bind(action.reason())
     .bind(suspension_id)
     .bind(now)
+    .bind(hotline_trace::current_traceparent())
     .execute(&mut **tx)
     .await?;
     Ok(event_id)

@@ -39,6 +39,7 @@ pub enum ReleaseOutcome {
 
 impl Store {
     /// Runs the release transaction; `render` gives the answer saved for replay.
+    #[tracing::instrument(name = "transaction release", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
     pub async fn release<F>(&self, release: &Release, render: F) -> anyhow::Result<ReleaseOutcome>
     where
         F: FnOnce(&SuspensionView) -> anyhow::Result<SavedResponse>,

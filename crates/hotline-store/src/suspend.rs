@@ -60,6 +60,7 @@ struct Target {
 impl Store {
     /// Runs the suspension transaction. `render` turns a `Created` or
     /// `AlreadySuspended` outcome into the answer saved for replay.
+    #[tracing::instrument(name = "transaction suspend", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
     pub async fn suspend<F>(&self, new: &NewSuspension, render: F) -> anyhow::Result<SuspendOutcome>
     where
         F: FnOnce(&SuspendOutcome) -> anyhow::Result<SavedResponse>,

@@ -6,6 +6,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use hotline_ca::{Action, Reason, RevocationRequest, SendError};
 use hotline_store::OutboxEvent;
+use tracing::Instrument;
 
 use crate::Worker;
 
@@ -40,8 +41,28 @@ impl Worker {
         Ok(claimed)
     }
 
-    /// Sends one event and records the outcome in the store.
+    /// Sends one event and records the outcome in the store, in a span that
+    /// continues the trace of the transaction that wrote the event.
     pub async fn deliver(&self, event: &OutboxEvent) -> anyhow::Result<Delivery> {
+        let span = tracing::info_span!(
+            "outbox deliver",
+            otel.kind = "consumer",
+            event_id = %event.event_id,
+            action = %event.action,
+            attempt = event.attempts,
+            outcome = tracing::field::Empty,
+        );
+        if let Some(traceparent) = &event.traceparent {
+            hotline_trace::continue_from_traceparent(&span, traceparent);
+        }
+        let delivery = self.send_and_settle(event).instrument(span.clone()).await;
+        if let Ok(outcome) = &delivery {
+            span.record("outcome", tracing::field::debug(outcome));
+        }
+        delivery
+    }
+
+    async fn send_and_settle(&self, event: &OutboxEvent) -> anyhow::Result<Delivery> {
         let Some(request) = request_for(event) else {
             let error = format!("the outbox holds an unknown action {:?} or reason {:?}", event.action, event.reason);
             return self.dead_letter(event, &error).await;

@@ -62,6 +62,9 @@ pub struct Config {
     pub worker_lease_ms: u64,
     /// How often each issuer's CRL is reconciled with the registry (s).
     pub reconcile_interval_s: u64,
+    /// An OTLP/HTTP collector (`http://collector:4318`) to export traces to;
+    /// absent means the standard `OTEL_EXPORTER_OTLP_ENDPOINT`, or no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             worker_poll_ms: 100,
             worker_lease_ms: 60_000,
             reconcile_interval_s: 300,
+            otlp_endpoint: None,
         }
     }
 }
@@ -127,6 +131,7 @@ impl Config {
                 "worker_poll_ms",
                 "worker_lease_ms",
                 "reconcile_interval_s",
+                "otlp_endpoint",
             ]))
             .extract()
             .context("invalid configuration")

@@ -20,7 +20,22 @@ use crate::serve::Parts;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let export = telemetry::TraceExport::from_settings(config.otlp_endpoint.as_deref());
+    // Kept until the runtime has stopped: dropping it flushes the last spans.
+    let _telemetry = match telemetry::init(cli.log_format, &export) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -28,7 +43,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli, config));
+    // In-flight tasks (the worker's, the samplers) stop here, before the last spans are flushed.
+    drop(runtime);
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "fatal");
@@ -38,8 +56,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = config::Config::load(cli.config.as_deref())?;
+async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { listen } => serve::run(config, listen, Parts::ApiAndWorker).await.map(|()| ExitCode::SUCCESS),
         Command::Api { listen } => serve::run(config, listen, Parts::ApiOnly).await.map(|()| ExitCode::SUCCESS),
