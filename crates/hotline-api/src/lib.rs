@@ -63,9 +63,26 @@ const BATCH_BODY_BYTES: usize = 128 * 1024;
 /// How long a request may take before the client gets 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The whole API.
+/// The whole API, the on-call routes included.
 pub fn app(state: AppState) -> Router {
-    let routes = Router::new()
+    finish(api_routes().merge(on_call_routes()), state)
+}
+
+/// The API without the on-call routes, when those are served on their own address.
+pub fn api_app(state: AppState) -> Router {
+    finish(api_routes(), state)
+}
+
+/// The on-call routes alone (`/metrics`, `/ops`, `/ops/summary`, health), for an admin address.
+pub fn on_call_app(state: AppState) -> Router {
+    finish(
+        on_call_routes().route("/healthz", get(routes::health::healthz)).route("/readyz", get(routes::health::readyz)),
+        state,
+    )
+}
+
+fn api_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/suspensions", post(routes::suspensions::create))
         .route("/v1/suspensions/{id}", get(routes::suspensions::get))
         .route("/v1/suspensions/{id}/release", post(routes::suspensions::release))
@@ -74,11 +91,20 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/rules/now", get(routes::rules::now))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+}
+
+fn on_call_routes() -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(routes::health::metrics))
         .route("/ops", get(ops::page))
         .route("/ops/summary", get(ops::summary))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/docs", get(openapi::docs))
+}
+
+/// Fallbacks, metrics, request ids, the trace span, the timeout and the body limit.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let routes = routes
         .fallback(|| async { Problem::not_found("not_found", "No such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This route does not take this method")
@@ -140,14 +166,25 @@ fn record_outcome(status: StatusCode, span: &tracing::Span) {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// in-flight requests finish. With an `on_call` listener, `/metrics` and
+/// `/ops` are served there instead of beside the API.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    on_call: Option<tokio::net::TcpListener>,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sampler = tokio::spawn(ops::run_sampler(state.clone()));
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let served = match on_call {
+        None => axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await,
+        Some(on_call) => {
+            // The on-call address stays up while the API drains, and stops with it.
+            let admin = tokio::spawn(axum::serve(on_call, on_call_app(state.clone())).into_future());
+            let served = axum::serve(listener, api_app(state)).with_graceful_shutdown(shutdown).await;
+            admin.abort();
+            served
+        }
+    };
     sampler.abort();
     served
 }

@@ -197,7 +197,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut tasks = vec![tokio::spawn(async move {
-            let _ = hotline_api::serve(listener, state, std::future::pending()).await;
+            let _ = hotline_api::serve(listener, None, state, std::future::pending()).await;
         })];
         if let Some(interval) = options.sync_interval {
             tasks.push(tokio::spawn(status.sync.clone().run(interval)));

@@ -25,6 +25,8 @@ pub struct Config {
     /// `postgres://…` or `sqlite:…`; absent means the embedded default.
     pub database_url: Option<String>,
     pub listen: SocketAddr,
+    /// Serve `/metrics` and `/ops` on this address instead of beside the API.
+    pub admin_listen: Option<SocketAddr>,
     /// Hex, at least 32 bytes. Required with PostgreSQL; generated in the data directory otherwise.
     pub pii_key: Option<String>,
     pub data_dir: PathBuf,
@@ -72,6 +74,7 @@ impl Default for Config {
         Self {
             database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             pii_key: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             rules_file: None,
@@ -112,6 +115,7 @@ impl Config {
             .merge(Env::prefixed("HOTLINE_").only(&[
                 "database_url",
                 "listen",
+                "admin_listen",
                 "pii_key",
                 "data_dir",
                 "rules_file",

@@ -37,6 +37,14 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     let listen = listen.unwrap_or(config.listen);
     let listener = TcpListener::bind(listen).await.with_context(|| format!("could not listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let admin = match config.admin_listen {
+        Some(at) => {
+            let admin = TcpListener::bind(at).await.with_context(|| format!("could not listen on {at}"))?;
+            tracing::info!(addr = %admin.local_addr()?, "on-call routes (/metrics, /ops) listening");
+            Some(admin)
+        }
+        None => None,
+    };
 
     let first_embedded_start = config.is_embedded() && !store.has_tokens().await?;
     let demo = if first_embedded_start { Some(demo::seed(&store, &pii_key).await?) } else { None };
@@ -99,7 +107,9 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     });
     let server = {
         let stop = stop.clone();
-        tokio::spawn(async move { hotline_api::serve(listener, state, async move { stop.notified().await }).await })
+        tokio::spawn(
+            async move { hotline_api::serve(listener, admin, state, async move { stop.notified().await }).await },
+        )
     };
     tokio::pin!(server);
     tokio::select! {

@@ -1,6 +1,7 @@
 //! Every metric an alert rule or a dashboard names is exported by the running service
 //! (`hotline serve`: API and worker in one process), so no alert watches a
-//! series that never exists.
+//! series that never exists; and with `HOTLINE_ADMIN_LISTEN` the on-call
+//! routes move to their own address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -62,4 +63,38 @@ async fn every_metric_in_the_alert_rules_and_dashboards_is_exported() {
         scraped.lines().find_map(|l| l.strip_prefix("hotline_cache_lag_seconds ")).unwrap().trim().parse().unwrap();
     assert!((0.0..5.0).contains(&lag), "cache lag {lag}");
     server.terminate().await;
+}
+
+#[tokio::test]
+async fn with_an_admin_address_metrics_and_the_status_page_are_served_there_and_not_beside_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = support::hotline(dir.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0");
+    let server = support::Server::start(cmd);
+    let api = server.addr().await;
+    let admin = server
+        .wait_for(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["message"] == "on-call routes (/metrics, /ops) listening")
+                .then(|| v["addr"].as_str().map(str::to_owned))?
+        })
+        .await;
+    assert_ne!(api, admin);
+    let client = reqwest::Client::new();
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for path in ["/metrics", "/ops", "/ops/summary", "/healthz"] {
+        assert_eq!(status(format!("http://{admin}{path}")).await, 200, "{path} on the admin address");
+    }
+    for path in ["/metrics", "/ops", "/ops/summary"] {
+        assert_eq!(status(format!("http://{api}{path}")).await, 404, "{path} beside the API");
+    }
+    // The API itself is where it was, and its requests are counted on the admin address.
+    assert_eq!(status(format!("http://{api}/openapi.json")).await, 200);
+    let metrics = client.get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"route="/openapi.json""#), "{metrics}");
+    let (code, _, _) = server.terminate().await;
+    assert_eq!(code, 0);
 }
