@@ -87,7 +87,7 @@ fn tracer_provider(export: &TraceExport) -> anyhow::Result<SdkTracerProvider> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let builder = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary);
     let builder = match export {
-        TraceExport::To(base) => builder.with_endpoint(traces_url(base)),
+        TraceExport::To(base) => builder.with_endpoint(plain_http(base)?),
         _ => builder,
     };
     let exporter = builder.build().context("could not set up the OTLP trace exporter")?;
@@ -100,6 +100,18 @@ fn tracer_provider(export: &TraceExport) -> anyhow::Result<SdkTracerProvider> {
     let resource =
         if std::env::var_os("OTEL_SERVICE_NAME").is_some() { resource } else { resource.with_service_name("hotline") };
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
+}
+
+/// The traces URL, refused unless it is plain HTTP: this build has no TLS
+/// client, and an https endpoint would otherwise fail on every export, unseen.
+fn plain_http(base: &str) -> anyhow::Result<String> {
+    if !base.starts_with("http://") {
+        anyhow::bail!(
+            "HOTLINE_OTLP_ENDPOINT must be an http:// URL (got {base}): traces are sent over plain HTTP; \
+             run an OpenTelemetry collector beside the service and let it forward over TLS"
+        );
+    }
+    Ok(traces_url(base))
 }
 
 /// The OTLP/HTTP traces URL under a base URL, as the standard variable is read.
@@ -125,6 +137,14 @@ mod tests {
         assert_eq!(traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
         assert_eq!(traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
         assert_eq!(traces_url("http://collector:4318/v1/traces"), "http://collector:4318/v1/traces");
+    }
+
+    #[test]
+    fn only_plain_http_endpoints_are_accepted() {
+        assert_eq!(plain_http("http://c:4318").unwrap(), "http://c:4318/v1/traces");
+        let refused = plain_http("https://c:4318").unwrap_err().to_string();
+        assert!(refused.contains("http://") && refused.contains("https://c:4318"), "{refused}");
+        assert!(plain_http("c:4318").is_err());
     }
 
     #[test]
