@@ -65,20 +65,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The whole API, the on-call routes included.
 pub fn app(state: AppState) -> Router {
-    finish(api_routes().merge(on_call_routes()), state)
+    finish(api_routes().merge(health_routes()).merge(on_call_routes()), state)
 }
 
 /// The API without the on-call routes, when those are served on their own address.
 pub fn api_app(state: AppState) -> Router {
-    finish(api_routes(), state)
+    finish(api_routes().merge(health_routes()), state)
 }
 
 /// The on-call routes alone (`/metrics`, `/ops`, `/ops/summary`, health), for an admin address.
 pub fn on_call_app(state: AppState) -> Router {
-    finish(
-        on_call_routes().route("/healthz", get(routes::health::healthz)).route("/readyz", get(routes::health::readyz)),
-        state,
-    )
+    finish(on_call_routes().merge(health_routes()), state)
 }
 
 fn api_routes() -> Router<AppState> {
@@ -89,10 +86,13 @@ fn api_routes() -> Router<AppState> {
         .route("/v1/status/{issuer}/{serial}", get(routes::status::get))
         .route("/v1/status", post(routes::status::batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES)))
         .route("/v1/rules/now", get(routes::rules::now))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+}
+
+/// Served beside the API and on the on-call address alike, for probes on either.
+fn health_routes() -> Router<AppState> {
+    Router::new().route("/healthz", get(routes::health::healthz)).route("/readyz", get(routes::health::readyz))
 }
 
 fn on_call_routes() -> Router<AppState> {

@@ -20,17 +20,9 @@ use crate::serve::Parts;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let export = telemetry::TraceExport::from_settings(config.otlp_endpoint.as_deref());
-    // Kept until the runtime has stopped: dropping it flushes the last spans.
-    let _telemetry = match telemetry::init(cli.log_format, &export) {
-        Ok(t) => t,
+    // The telemetry guard is kept until the runtime has stopped: dropping it flushes the last spans.
+    let (config, _telemetry) = match configure(&cli) {
+        Ok(ready) => ready,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
@@ -54,6 +46,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Configuration first, since it says where traces go; then logging and traces.
+fn configure(cli: &Cli) -> anyhow::Result<(config::Config, telemetry::Telemetry)> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    let export = telemetry::TraceExport::from_settings(config.otlp_endpoint.as_deref());
+    let telemetry = telemetry::init(cli.log_format, &export)?;
+    Ok((config, telemetry))
 }
 
 async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {

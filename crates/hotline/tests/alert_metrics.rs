@@ -68,17 +68,11 @@ async fn every_metric_in_the_alert_rules_and_dashboards_is_exported() {
 #[tokio::test]
 async fn with_an_admin_address_metrics_and_the_status_page_are_served_there_and_not_beside_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = support::hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0");
+    let mut cmd = support::serve(dir.path());
+    cmd.env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0");
     let server = support::Server::start(cmd);
     let api = server.addr().await;
-    let admin = server
-        .wait_for(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["message"] == "on-call routes (/metrics, /ops) listening")
-                .then(|| v["addr"].as_str().map(str::to_owned))?
-        })
-        .await;
+    let admin = server.logged_addr("on-call routes (/metrics, /ops) listening").await;
     assert_ne!(api, admin);
     let client = reqwest::Client::new();
     let status = |url: String| {

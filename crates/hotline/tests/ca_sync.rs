@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use hotline_testkit::{Backend, TestDb};
 use serde_json::Value;
 use support::{hotline, run};
@@ -23,24 +21,8 @@ async fn the_embedded_default_delivers_suspensions_to_an_in_process_ca() {
     let out = support::paste(&curl).await;
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = answer["id"].as_str().unwrap();
+    let detail = support::wait_ca_confirmed(&addr, &operator, id).await;
     let client = reqwest::Client::new();
-    let mut detail = Value::Null;
-    for _ in 0..100 {
-        detail = client
-            .get(format!("http://{addr}/v1/suspensions/{id}"))
-            .bearer_auth(&operator)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if detail["ca_sync"] == "confirmed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(detail["ca_sync"], "confirmed", "{detail}");
     assert!(detail["ca_sync_at"].as_str().unwrap().ends_with("+09:00"));
     let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("hotline_ca_requests_total{outcome=\"applied\"} 2"), "{metrics}");

@@ -103,8 +103,8 @@ async fn exercise(backend: Backend) -> (Vec<String>, Vec<String>, TestDb, tempfi
     let operator = token(dir.path(), &db, "operator").await;
     let clerk = token(dir.path(), &db, "clerk").await;
 
-    let mut serve = hotline(dir.path());
-    serve.args(["serve", "--listen", "127.0.0.1:0"]).env("HOTLINE_LOG", "debug");
+    let mut serve = support::serve(dir.path());
+    serve.env("HOTLINE_LOG", "debug");
     with_db(&mut serve, &db);
     let server = Server::start(serve);
     let base = format!("http://{}", server.addr().await);
@@ -238,8 +238,8 @@ async fn a_bad_rule_file_is_refused_at_start_naming_the_line() {
         .replace("night_items = [\"smartphone\"]", "night_items = [\"smartphone\", \"passport\"]");
     let line = text.lines().position(|l| l.contains("passport")).unwrap() + 1;
     std::fs::write(&rules, text).unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("HOTLINE_RULES_FILE", &rules);
+    let mut cmd = support::serve(dir.path());
+    cmd.env("HOTLINE_RULES_FILE", &rules);
     let (code, _, err) = run(cmd).await;
     assert_ne!(code, 0);
     assert!(err.contains(&format!("line {line}")) && err.contains("passport"), "{err}");
@@ -249,8 +249,8 @@ async fn a_bad_rule_file_is_refused_at_start_naming_the_line() {
 async fn postgres_without_a_pii_key_is_refused_at_start() {
     let db = TestDb::new(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]).env("HOTLINE_DATABASE_URL", &db.url);
+    let mut cmd = support::serve(dir.path());
+    cmd.env("HOTLINE_DATABASE_URL", &db.url);
     let (code, _, err) = run(cmd).await;
     assert_ne!(code, 0);
     assert!(err.contains("HOTLINE_PII_KEY is required"), "{err}");

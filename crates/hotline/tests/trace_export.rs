@@ -11,7 +11,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,7 +22,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use serde_json::Value;
-use support::{Server, hotline};
+use support::Server;
 
 const TRACE_ID: &str = "5b8efff798038103d269b633813fc60c";
 const CALLER_SPAN_ID: &str = "eee19b7ec3c1b174";
@@ -109,9 +108,8 @@ async fn a_suspension_is_one_trace_from_the_caller_to_the_ca_without_the_individ
     let (collector, received) = start_receiver().await;
     let ca = CaSimServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = hotline(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("HOTLINE_OTLP_ENDPOINT", &collector)
+    let mut cmd = support::serve(dir.path());
+    cmd.env("HOTLINE_OTLP_ENDPOINT", &collector)
         .env("HOTLINE_CA_URL", ca.url())
         // Export every 100 ms instead of every 5 s.
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
@@ -128,18 +126,7 @@ async fn a_suspension_is_one_trace_from_the_caller_to_the_ca_without_the_individ
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = answer["id"].as_str().unwrap_or_else(|| panic!("{answer}"));
 
-    // Wait until the CA has confirmed the suspension.
-    let client = reqwest::Client::new();
-    let mut detail = Value::Null;
-    for _ in 0..200 {
-        let url = format!("http://{addr}/v1/suspensions/{id}");
-        detail = client.get(url).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
-        if detail["ca_sync"] == "confirmed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(detail["ca_sync"], "confirmed", "{detail}");
+    support::wait_ca_confirmed(&addr, &operator, id).await;
 
     // The CA was called within the caller's trace.
     let stats = ca.client().stats().await.unwrap();

@@ -46,11 +46,32 @@ fn collect(reader: impl tokio::io::AsyncRead + Unpin + Send + 'static, into: Arc
     });
 }
 
-/// `hotline serve` on port 0 in `dir`, the embedded default's first start.
-pub fn embedded(dir: &Path) -> Server {
+/// `hotline serve` on port 0 in `dir`, to add settings to before starting it.
+pub fn serve(dir: &Path) -> Command {
     let mut cmd = hotline(dir);
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    Server::start(cmd)
+    cmd
+}
+
+/// `hotline serve` on port 0 in `dir`, the embedded default's first start.
+pub fn embedded(dir: &Path) -> Server {
+    Server::start(serve(dir))
+}
+
+/// Reads a suspension until the CA has confirmed it (up to 10 s); returns its last reading.
+pub async fn wait_ca_confirmed(addr: &str, token: &str, id: &str) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let mut detail = serde_json::Value::Null;
+    for _ in 0..200 {
+        let url = format!("http://{addr}/v1/suspensions/{id}");
+        detail = client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        if detail["ca_sync"] == "confirmed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(detail["ca_sync"], "confirmed", "{detail}");
+    detail
 }
 
 /// Runs a printed command line through `sh`, as a person pasting it would.
@@ -87,9 +108,14 @@ impl Server {
 
     /// The address from the "listening" log line.
     pub async fn addr(&self) -> String {
+        self.logged_addr("listening").await
+    }
+
+    /// The `addr` of the log line whose message is `message`.
+    pub async fn logged_addr(&self, message: &str) -> String {
         self.wait_for(|line| {
             let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["message"] == "listening").then(|| v["addr"].as_str().map(str::to_owned)).flatten()
+            (v["message"] == message).then(|| v["addr"].as_str().map(str::to_owned)).flatten()
         })
         .await
     }
