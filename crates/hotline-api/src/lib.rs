@@ -14,6 +14,8 @@ pub mod openapi;
 pub mod ops;
 pub mod problem;
 mod report;
+mod request_layer;
+mod request_metrics;
 mod routes;
 pub mod status_service;
 mod tokens;
@@ -23,26 +25,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use hotline_core::{PiiKey, RuleBook};
 use hotline_store::Store;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
 
 pub use body::MAX_BODY_BYTES;
 pub use clock::{Clock, FixedClock, SystemClock};
 use metrics::Metrics;
 use problem::Problem;
+use request_layer::RequestLayer;
 use status_service::StatusService;
 pub use tokens::TokenCache;
 
-/// Everything a handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
+/// Everything a handler needs, shared by every request.
+pub struct Services {
     pub store: Store,
     pub rules: Arc<RuleBook>,
     pub clock: Arc<dyn Clock>,
@@ -55,6 +54,25 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// The on-call status page's samples and CA probe.
     pub ops: Arc<ops::Ops>,
+}
+
+/// The router's state: one reference count to bump per request, where
+/// cloning [`Services`] field by field would bump eight and copy the key.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl From<Services> for AppState {
+    fn from(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 /// A batch status query of 1000 pairs needs more room than the default limit.
@@ -102,67 +120,17 @@ fn on_call_routes() -> Router<AppState> {
         .route("/ops/summary", get(ops::summary))
 }
 
-/// Fallbacks, metrics, request ids, the trace span, the timeout and the body limit.
+/// Fallbacks, then around every route (the fallbacks included) its request
+/// id, span, deadline and metrics, and the body limit.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
-    let routes = routes
+    let every_request = RequestLayer { metrics: state.metrics.clone(), timeout: REQUEST_TIMEOUT };
+    routes
         .fallback(|| async { Problem::not_found("not_found", "No such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This route does not take this method")
         })
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
-        .with_state(state);
-
-    // Outermost first: the request id exists before the trace span that records it.
-    let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                // One line per request only at debug: validators query millions of times a
-                // day. Suspensions and releases log their outcome at info themselves.
-                .on_response(|response: &axum::response::Response, latency: Duration, span: &tracing::Span| {
-                    record_outcome(response.status(), span);
-                    DefaultOnResponse::new().level(tracing::Level::DEBUG).on_response(response, latency, span);
-                }),
-        )
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    routes.layer(layers)
-}
-
-/// The span of one request: named by its matched route, continuing the
-/// caller's trace when the request carries a `traceparent`.
-fn request_span(req: &Request) -> tracing::Span {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
-    let request_id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
-    // The URI is not recorded: routes carry only ids and serials, but the
-    // matched route keeps the label set small anyway.
-    let span = tracing::info_span!(
-        "request",
-        otel.name = format!("{} {route}", req.method()),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %req.method(),
-        http.route = route,
-        http.response.status_code = tracing::field::Empty,
-        request_id,
-        trace_id = tracing::field::Empty,
-    );
-    hotline_trace::continue_from_headers(&span, req.headers());
-    // Log lines then name the trace, so on-call can go from a log line to its trace.
-    if let Some(trace_id) = hotline_trace::trace_id(&span) {
-        span.record("trace_id", trace_id);
-    }
-    span
-}
-
-/// Puts the answer's status on the request span; a 5xx marks the span failed.
-fn record_outcome(status: StatusCode, span: &tracing::Span) {
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
+        .layer(ServiceBuilder::new().layer(every_request).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets

@@ -9,9 +9,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::request_metrics::{RequestLabels, RouteLabels};
+
 type Labels2 = [(&'static str, &'static str); 2];
 type Labels3 = [(&'static str, &'static str); 3];
-type RouteLabels = [(&'static str, String); 3];
 
 /// Latency buckets (seconds), dense below 100 ms where the service should live.
 const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -19,9 +20,9 @@ const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 pub struct Metrics {
     registry: Registry,
     /// Requests by method, matched route and status code.
-    pub http_requests: Family<RouteLabels, Counter>,
+    pub http_requests: Family<RequestLabels, Counter>,
     /// Request latency by method and matched route.
-    pub http_request_duration: Family<[(&'static str, String); 2], Histogram>,
+    pub http_request_duration: Family<RouteLabels, Histogram>,
     /// Suspension reports by item, mode and outcome.
     pub suspensions: Family<Labels3, Counter>,
     /// Releases by outcome.
@@ -54,7 +55,7 @@ pub struct FlowTotals {
 }
 
 impl FlowTotals {
-    fn count(&self, method: &str, route: &str, status: u16) {
+    pub(crate) fn count(&self, method: &str, route: &str, status: u16) {
         use std::sync::atomic::Ordering::Relaxed;
         let (requests, errors) = match (method, route) {
             ("POST", "/v1/suspensions") => (&self.suspension_requests, &self.suspension_errors),
@@ -71,10 +72,9 @@ impl FlowTotals {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("hotline");
-        let http_requests = Family::<RouteLabels, Counter>::default();
+        let http_requests = Family::<RequestLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests by method, matched route and status", http_requests.clone());
-        let http_request_duration =
-            Family::<[(&'static str, String); 2], Histogram>::new_with_constructor(latency_histogram);
+        let http_request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by method and matched route",
@@ -165,32 +165,6 @@ impl Metrics {
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
-}
-
-/// Counts every request and times it, by method, matched route and status.
-pub async fn record(
-    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<Metrics>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics
-        .http_request_duration
-        .get_or_create(&[("method", method.clone()), ("route", route.clone())])
-        .observe(elapsed);
-    metrics.flow.count(&method, &route, response.status().as_u16());
-    metrics
-        .http_requests
-        .get_or_create(&[("method", method), ("route", route), ("status", response.status().as_u16().to_string())])
-        .inc();
-    response
 }
 
 impl Default for Metrics {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use hotline_api::{AppState, FixedClock};
+use hotline_api::{AppState, FixedClock, Services};
 use hotline_core::{PiiKey, Role, RuleBook};
 use hotline_store::synthetic::{Generator, SampleHolder};
 use hotline_store::{Backend, Store};
@@ -184,7 +184,7 @@ impl TestApp {
         }
         let status = Arc::new(status);
         let metrics = Arc::new(Metrics::new());
-        let state = AppState {
+        let state = AppState::from(Services {
             store: store.clone(),
             rules: Arc::new(RuleBook::builtin().unwrap()),
             clock: clock.clone(),
@@ -193,7 +193,7 @@ impl TestApp {
             metrics: metrics.clone(),
             tokens: Arc::default(),
             ops: Arc::default(),
-        };
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut tasks = vec![tokio::spawn(async move {

@@ -12,6 +12,7 @@
 //! function here does nothing (and costs next to nothing).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::HeaderMap;
 use opentelemetry::global;
@@ -21,6 +22,21 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const TRACEPARENT: &str = "traceparent";
+
+/// Whether the process exports traces; set once by whoever installs the trace layer.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Says that a trace layer is installed and spans are exported, so spans
+/// should carry the OpenTelemetry fields. Without it, callers may keep their
+/// spans to what log lines need.
+pub fn set_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
+/// Whether spans are exported (see [`set_exporting`]).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// Makes `span` continue the trace named by the request's `traceparent`
 /// header, if it has one. Call before the span is first entered.

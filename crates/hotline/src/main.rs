@@ -18,6 +18,9 @@ use clap::Parser;
 use crate::cli::{AuditCommand, CacheCommand, Cli, Command, OutboxCommand, TokenCommand};
 use crate::serve::Parts;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The telemetry guard is kept until the runtime has stopped: dropping it flushes the last spans.

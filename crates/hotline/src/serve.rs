@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hotline_api::metrics::Metrics;
 use hotline_api::status_service::StatusService;
-use hotline_api::{AppState, SystemClock};
+use hotline_api::{AppState, Services, SystemClock};
 use hotline_cache::{NearCache, RevocationCache};
 use hotline_worker::WorkerMetrics;
 use tokio::net::TcpListener;
@@ -89,7 +89,7 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
         (None, Some(url)) => Some(hotline_ca::CaClient::new(url, Duration::from_millis(config.ca_timeout_ms))?),
         (None, None) => None,
     };
-    let state = AppState {
+    let state = AppState::from(Services {
         store,
         rules,
         clock: Arc::new(SystemClock),
@@ -98,7 +98,7 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
         metrics: Arc::new(metrics),
         tokens: Arc::default(),
         ops: Arc::new(hotline_api::ops::Ops::new(ca)),
-    };
+    });
     let stop = Arc::new(Notify::new());
     let stop_worker = Arc::new(Notify::new());
     let worker = worker.map(|worker| {

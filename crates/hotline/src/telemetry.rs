@@ -76,6 +76,9 @@ pub fn init(format: LogFormat, export: &TraceExport) -> anyhow::Result<Telemetry
         _ => Some(tracer_provider(export)?),
     };
     let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("hotline")));
+    if traces.is_some() {
+        hotline_trace::set_exporting();
+    }
     tracing_subscriber::registry().with(filter).with(logs).with(traces).try_init()?;
     if let Some(endpoint) = describe(export) {
         tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
