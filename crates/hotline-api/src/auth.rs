@@ -3,6 +3,7 @@
 //! happens before the body is read.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -43,7 +44,7 @@ roles! {
 
 /// The authenticated caller, known to hold one of `R`'s roles.
 pub struct Authorized<R: Roles> {
-    pub token: TokenRecord,
+    pub token: Arc<TokenRecord>,
     _roles: PhantomData<R>,
 }
 

@@ -7,10 +7,10 @@
 //! Revoking a token therefore takes effect within `FRESH`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use hotline_store::{Store, TokenRecord, hash_secret};
+use hotline_store::{Store, TokenRecord, secret_digest};
 
 const FRESH: Duration = Duration::from_secs(60);
 const STALE_ON_ERROR: Duration = Duration::from_secs(3600);
@@ -18,9 +18,14 @@ const STALE_ON_ERROR: Duration = Duration::from_secs(3600);
 /// and the map is cleared if it ever grows past this.
 const MAX_REMEMBERED: usize = 100_000;
 
+/// A remembered token and when it was read from the store.
+type Remembered = (Arc<TokenRecord>, Instant);
+
+/// Remembered tokens by the SHA-256 of their secret. Every validator request
+/// reads it, so it is a read-mostly lock and records are shared, not copied.
 #[derive(Default)]
 pub struct TokenCache {
-    known: Mutex<HashMap<String, (TokenRecord, Instant)>>,
+    known: RwLock<HashMap<[u8; 32], Remembered>>,
 }
 
 /// The database could not be asked and the token was not remembered.
@@ -28,21 +33,20 @@ pub struct TokenCache {
 pub struct LookupFailed(pub anyhow::Error);
 
 impl TokenCache {
-    fn remembered(&self, hash: &str) -> Option<(TokenRecord, Instant)> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
+    fn remembered(&self, hash: &[u8; 32]) -> Option<Remembered> {
+        self.known.read().unwrap_or_else(|p| p.into_inner()).get(hash).cloned()
     }
 
-    pub async fn find(&self, store: &Store, secret: &str) -> Result<Option<TokenRecord>, LookupFailed> {
-        let hash = hash_secret(secret);
-        let remembered = self.remembered(&hash);
-        if let Some((record, at)) = &remembered
-            && at.elapsed() < FRESH
-        {
-            return Ok(Some(record.clone()));
-        }
+    pub async fn find(&self, store: &Store, secret: &str) -> Result<Option<Arc<TokenRecord>>, LookupFailed> {
+        let hash = secret_digest(secret);
+        let remembered = match self.remembered(&hash) {
+            Some((record, at)) if at.elapsed() < FRESH => return Ok(Some(record)),
+            other => other,
+        };
         match store.find_token(secret).await {
             Ok(found) => {
-                let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                let found = found.map(Arc::new);
+                let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
                 match &found {
                     Some(record) => {
                         if known.len() >= MAX_REMEMBERED {

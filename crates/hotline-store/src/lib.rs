@@ -36,7 +36,7 @@ pub use release::{Release, ReleaseOutcome};
 pub use rows::{format_instant, parse_instant};
 pub use status::CertificateStatusRecord;
 pub use suspend::{NewSuspension, SuspendOutcome};
-pub use tokens::{TokenRecord, hash_secret};
+pub use tokens::{TokenRecord, hash_secret, secret_digest};
 pub use views::{CertificateView, SuspensionState, SuspensionView};
 
 /// Which database the store talks to.

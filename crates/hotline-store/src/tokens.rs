@@ -16,9 +16,14 @@ pub struct TokenRecord {
     pub role: Role,
 }
 
-/// The stored form of a secret.
+/// The SHA-256 of a secret: what identifies a token without keeping its secret.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The stored form of a secret: its digest in hex.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
 }
 
 impl Store {
