@@ -1,7 +1,7 @@
 //! The HTTP API: the only crate that knows HTTP.
 //!
-//! [`app`] builds the router from an [`AppState`]; the binary serves it and
-//! tests drive it on port 0. Every error is problem+json with a stable
+//! [`app`] builds the router from an [`AppState`]; [`serve`] serves it on a
+//! thread per core, for the binary and for tests on port 0. Every error is problem+json with a stable
 //! `code`; every request carries an `x-request-id` that appears on every log
 //! line it causes.
 
@@ -17,6 +17,7 @@ mod report;
 mod request_layer;
 mod request_metrics;
 mod routes;
+mod serving;
 pub mod status_service;
 mod tokens;
 pub mod wire;
@@ -37,6 +38,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 use metrics::Metrics;
 use problem::Problem;
 use request_layer::RequestLayer;
+pub use serving::{Listeners, serve};
 use status_service::StatusService;
 pub use tokens::TokenCache;
 
@@ -131,28 +133,4 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         })
         .layer(ServiceBuilder::new().layer(every_request).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
         .with_state(state)
-}
-
-/// Serves the API on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish. With an `on_call` listener, `/metrics` and
-/// `/ops` are served there instead of beside the API.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    on_call: Option<tokio::net::TcpListener>,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let sampler = tokio::spawn(ops::run_sampler(state.clone()));
-    let served = match on_call {
-        None => axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await,
-        Some(on_call) => {
-            // The on-call address stays up while the API drains, and stops with it.
-            let admin = tokio::spawn(axum::serve(on_call, on_call_app(state.clone())).into_future());
-            let served = axum::serve(listener, api_app(state)).with_graceful_shutdown(shutdown).await;
-            admin.abort();
-            served
-        }
-    };
-    sampler.abort();
-    served
 }

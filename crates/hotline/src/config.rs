@@ -27,6 +27,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Serve `/metrics` and `/ops` on this address instead of beside the API.
     pub admin_listen: Option<SocketAddr>,
+    /// Threads that serve the API, each with its own socket on the listen
+    /// address; absent means one per core this process may use.
+    pub http_threads: Option<usize>,
     /// Hex, at least 32 bytes. Required with PostgreSQL; generated in the data directory otherwise.
     pub pii_key: Option<String>,
     pub data_dir: PathBuf,
@@ -75,6 +78,7 @@ impl Default for Config {
             database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
+            http_threads: None,
             pii_key: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             rules_file: None,
@@ -116,6 +120,7 @@ impl Config {
                 "database_url",
                 "listen",
                 "admin_listen",
+                "http_threads",
                 "pii_key",
                 "data_dir",
                 "rules_file",
@@ -139,6 +144,11 @@ impl Config {
             ]))
             .extract()
             .context("invalid configuration")
+    }
+
+    /// How many threads serve the API (at least one).
+    pub fn http_threads(&self) -> usize {
+        self.http_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
     }
 
     /// True when no database is configured: SQLite in the data directory, demo data on first start.

@@ -35,8 +35,9 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     store.migrate().await?;
     let pii_key = config.pii_key(store.backend())?;
     let listen = listen.unwrap_or(config.listen);
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("could not listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let listeners = hotline_api::Listeners::bind(listen, config.http_threads())
+        .with_context(|| format!("could not listen on {listen}"))?;
+    let addr = listeners.local_addr();
     let admin = match config.admin_listen {
         Some(at) => {
             let admin = TcpListener::bind(at).await.with_context(|| format!("could not listen on {at}"))?;
@@ -49,7 +50,14 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     let first_embedded_start = config.is_embedded() && !store.has_tokens().await?;
     let demo = if first_embedded_start { Some(demo::seed(&store, &pii_key).await?) } else { None };
     let rules_version = rules.snapshot(chrono::Utc::now()).map(|s| s.rules_version).unwrap_or_default();
-    tracing::info!(%addr, backend = store.backend().as_str(), embedded = config.is_embedded(), rules_version, "listening");
+    tracing::info!(
+        %addr,
+        threads = listeners.threads(),
+        backend = store.backend().as_str(),
+        embedded = config.is_embedded(),
+        rules_version,
+        "listening"
+    );
     if config.is_embedded() {
         tracing::info!(data_dir = %config.data_dir.display(), "embedded default: SQLite in the data directory");
     }
@@ -108,7 +116,7 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     let server = {
         let stop = stop.clone();
         tokio::spawn(
-            async move { hotline_api::serve(listener, admin, state, async move { stop.notified().await }).await },
+            async move { hotline_api::serve(listeners, admin, state, async move { stop.notified().await }).await },
         )
     };
     tokio::pin!(server);
