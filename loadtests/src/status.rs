@@ -1,12 +1,15 @@
 //! The validator status benchmark. It builds a deployment with its own Redis,
 //! about 100 000 certificates of which 10 000 are held (suspended through the
-//! API), then measures in one run on the same machine with the same wrk
-//! settings:
-//! - nginx answering a static 200 (the HTTP ceiling),
-//! - `GET /v1/status/{issuer}/{serial}` over a mix of held and good serials,
-//! - `redis-benchmark -t get` (the Redis ceiling),
+//! API), then measures in one run on the same machine:
+//! - in alternating rounds, with the same wrk settings and the same requests
+//!   (the same Lua script, paths and Authorization header): nginx answering a
+//!   static 200 (the HTTP ceiling) and `GET /v1/status/{issuer}/{serial}`
+//!   over a mix of held and good serials; the ratio is taken per round, so a
+//!   machine that speeds up or slows down between rounds moves both;
+//! - `redis-benchmark -t get` (the Redis ceiling);
 //! - the status endpoint at half its measured maximum rate, open loop, with
-//!   latency counted from each request's scheduled send time.
+//!   latency counted from each request's scheduled send time, and nginx at the
+//!   same rate with the same client and requests.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -29,6 +32,12 @@ pub struct Args {
     held_cards: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u32,
+    /// Alternating rounds of nginx and the status endpoint.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Keep-alive connections of the open-loop client.
+    #[arg(long, default_value_t = 64)]
+    lanes: usize,
     #[arg(long, default_value_t = 64)]
     connections: u32,
     /// Extra environment for the hotline server, as NAME=VALUE (repeatable).
@@ -73,12 +82,15 @@ fn spawn(cmd: &mut Command) -> anyhow::Result<Child> {
 
 async fn start_nginx(dir: &std::path::Path) -> anyhow::Result<(Child, u16)> {
     let port = free_port()?;
+    // One worker per core, each on its own SO_REUSEPORT socket: nginx's fastest
+    // setup, and the steadiest (with one shared socket, how connections split
+    // between the workers changes from run to run).
     let conf = format!(
         "worker_processes 2; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
          events {{ worker_connections 1024; }}
          http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
                  uwsgi_temp_path {dir}; scgi_temp_path {dir};
-                 server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok'; }} }} }}",
+                 server {{ listen 127.0.0.1:{port} reuseport; location / {{ return 200 'ok'; }} }} }}",
         dir = dir.display()
     );
     let path = dir.join("nginx.conf");
@@ -159,7 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     // Held serials and as many good ones, interleaved.
     let mut paths = Vec::new();
-    for (i, h) in holders.iter().enumerate().take(args.held_cards * 2) {
+    for h in holders.iter().take(args.held_cards * 2) {
         for c in h["card"]["certificates"].as_array().into_iter().flatten() {
             paths.push(format!(
                 "/v1/status/{}/{}",
@@ -167,7 +179,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 c["serial"].as_str().unwrap_or("")
             ));
         }
-        let _ = i;
     }
     let lua = dir.join("status.lua");
     let table: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
@@ -184,10 +195,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wrk(&base, Some(&lua), 3, args.connections).await?;
 
     let (_nginx, nginx_port) = start_nginx(&dir).await?;
-    wait_ready(&client, &format!("http://127.0.0.1:{nginx_port}/")).await?;
-    eprintln!("measuring nginx, the status endpoint and redis-benchmark…");
-    let nginx = wrk(&format!("http://127.0.0.1:{nginx_port}/"), None, args.seconds, args.connections).await?;
-    let status = wrk(&base, Some(&lua), args.seconds, args.connections).await?;
+    let nginx_base = format!("http://127.0.0.1:{nginx_port}");
+    wait_ready(&client, &format!("{nginx_base}/")).await?;
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        eprintln!("round {round} of {}: nginx, then the status endpoint…", args.rounds);
+        let nginx = wrk(&nginx_base, Some(&lua), args.seconds, args.connections).await?;
+        let status = wrk(&base, Some(&lua), args.seconds, args.connections).await?;
+        rounds.push((nginx, status));
+    }
+    eprintln!("redis-benchmark…");
     let rb = Command::new("redis-benchmark")
         .args(["-p", &redis_port.to_string(), "-t", "get", "-n", "300000", "-c", "50", "-q"])
         .output()
@@ -200,52 +217,71 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .and_then(|seg| seg.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    let half = status.rps / 2.0;
-    eprintln!("open loop at {half:.0} req/s…");
-    let (p50, p99, sent) = open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, args.seconds).await?;
-    let nginx_paths = vec!["/".to_owned()];
-    let (n50, n99, _) =
-        open_loop(&format!("127.0.0.1:{nginx_port}"), &nginx_paths, &validator, half, args.seconds).await?;
+    let status_max = median(rounds.iter().map(|(_, s)| s.rps).collect());
+    let nginx_median = median(rounds.iter().map(|(n, _)| n.rps).collect());
+    let ratio = median(rounds.iter().map(|(n, s)| s.rps / n.rps).collect());
+    let half = status_max / 2.0;
+    eprintln!("open loop at {half:.0} req/s: the status endpoint, then nginx…");
+    let (p50, p99, sent) = open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &args).await?;
+    let (n50, n99, _) = open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &args).await?;
 
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
     let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
     println!(
-        "Validator status, {certificates} certificates ({} held), wrk -t2 -c{} -d{}s",
+        "Validator status, {certificates} certificates ({} held), wrk -t2 -c{} -d{}s, the same requests to both",
         args.held_cards * 2,
         args.connections,
         args.seconds
     );
-    println!("| what | req/s | p50 | p99 | ratio to nginx |");
-    println!("|---|---|---|---|---|");
-    println!("| nginx static 200 | {:.0} | {} | {} | 1.00 |", nginx.rps, nginx.p50, nginx.p99);
+    println!("| round | nginx req/s | status req/s | ratio | status p50 / p99 (wrk) | nginx p50 / p99 (wrk) |");
+    println!("|---|---|---|---|---|---|");
+    for (i, (nginx, status)) in rounds.iter().enumerate() {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {} / {} | {} / {} |",
+            i + 1,
+            nginx.rps,
+            status.rps,
+            status.rps / nginx.rps,
+            status.p50,
+            status.p99,
+            nginx.p50,
+            nginx.p99
+        );
+    }
+    println!("| median | {nginx_median:.0} | {status_max:.0} | {ratio:.2} | | |");
+    println!("redis-benchmark -t get -c 50: {redis_rps:.0} req/s ({:.2} of nginx)", redis_rps / nginx_median);
     println!(
-        "| GET /v1/status/{{issuer}}/{{serial}} | {:.0} | {} | {} | {:.2} |",
-        status.rps,
-        status.p50,
-        status.p99,
-        status.rps / nginx.rps
-    );
-    println!("| redis-benchmark -t get -c 50 | {redis_rps:.0} | | | {:.2} |", redis_rps / nginx.rps);
-    println!(
-        "| status at half its maximum ({half:.0} req/s, open loop, {sent} requests) | | {} | {} | |",
+        "open loop at half the status maximum ({half:.0} req/s, {} connections, {sent} requests): \
+         status p50 {} p99 {}; nginx at the same rate p50 {} p99 {}",
+        args.lanes,
         ms(p50),
-        ms(p99)
+        ms(p99),
+        ms(n50),
+        ms(n99)
     );
-    println!("| nginx at the same rate, same open-loop client | | {} | {} | |", ms(n50), ms(n99));
     println!("answers by source: {sources:?}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// Open-loop load at `rate` for `seconds`; returns (p50, p99, answered).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Open-loop load at `rate` on the client's own threads; returns (p50, p99, answered).
 async fn open_loop(
     addr: &str,
     paths: &[String],
     token: &str,
     rate: f64,
-    seconds: u32,
+    args: &Args,
 ) -> anyhow::Result<(Duration, Duration, usize)> {
-    let (latencies, failed) = crate::rawhttp::open_loop(addr, paths, token, rate, seconds, 32).await?;
+    let (addr, paths, token, seconds, lanes) =
+        (addr.to_owned(), paths.to_vec(), token.to_owned(), args.seconds, args.lanes);
+    let (latencies, failed) =
+        tokio::task::spawn_blocking(move || crate::rawhttp::open_loop(&addr, &paths, &token, rate, seconds, lanes))
+            .await??;
     if failed > 0 {
         bail!("{failed} requests failed during the open-loop run");
     }
