@@ -38,7 +38,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 use metrics::Metrics;
 use problem::Problem;
 use request_layer::RequestLayer;
-pub use serving::{Listeners, serve};
+pub use serving::serve;
 use status_service::StatusService;
 pub use tokens::TokenCache;
 

@@ -195,10 +195,10 @@ impl TestApp {
             ops: Arc::default(),
         });
         // Two serving threads, as on a 2-core machine, so tests cross threads as production does.
-        let listeners = hotline_api::Listeners::bind(([127, 0, 0, 1], 0).into(), 2).unwrap();
-        let addr = listeners.local_addr();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let mut tasks = vec![tokio::spawn(async move {
-            let _ = hotline_api::serve(listeners, None, state, std::future::pending()).await;
+            let _ = hotline_api::serve(listener, 2, None, state, std::future::pending()).await;
         })];
         if let Some(interval) = options.sync_interval {
             tasks.push(tokio::spawn(status.sync.clone().run(interval)));

@@ -35,9 +35,9 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     store.migrate().await?;
     let pii_key = config.pii_key(store.backend())?;
     let listen = listen.unwrap_or(config.listen);
-    let listeners = hotline_api::Listeners::bind(listen, config.http_threads())
-        .with_context(|| format!("could not listen on {listen}"))?;
-    let addr = listeners.local_addr();
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("could not listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let threads = config.http_threads();
     let admin = match config.admin_listen {
         Some(at) => {
             let admin = TcpListener::bind(at).await.with_context(|| format!("could not listen on {at}"))?;
@@ -52,7 +52,7 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     let rules_version = rules.snapshot(chrono::Utc::now()).map(|s| s.rules_version).unwrap_or_default();
     tracing::info!(
         %addr,
-        threads = listeners.threads(),
+        threads,
         backend = store.backend().as_str(),
         embedded = config.is_embedded(),
         rules_version,
@@ -115,9 +115,9 @@ pub async fn run(config: Config, listen: Option<SocketAddr>, parts: Parts) -> an
     });
     let server = {
         let stop = stop.clone();
-        tokio::spawn(
-            async move { hotline_api::serve(listeners, admin, state, async move { stop.notified().await }).await },
-        )
+        tokio::spawn(async move {
+            hotline_api::serve(listener, threads, admin, state, async move { stop.notified().await }).await
+        })
     };
     tokio::pin!(server);
     tokio::select! {

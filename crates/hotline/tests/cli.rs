@@ -292,3 +292,34 @@ async fn the_servers_own_time_zone_never_matters() {
     }
     assert!(modes.windows(2).all(|w| w[0] == w[1]), "{modes:?}");
 }
+
+#[tokio::test]
+async fn http_threads_sets_how_many_threads_serve() {
+    let (db, dir) = migrated(Backend::Postgres).await;
+    let validator = token(dir.path(), &db, "validator").await;
+    // One more than the default (one per core), so the default cannot pass for it.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) + 1;
+    let mut serve = support::serve(dir.path());
+    serve.env("HOTLINE_HTTP_THREADS", threads.to_string());
+    with_db(&mut serve, &db);
+    let server = Server::start(serve);
+    let base = format!("http://{}", server.addr().await);
+    let pid = server.child.id().unwrap();
+    let serving: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("hotline-http-"))
+        .collect();
+    assert_eq!(serving.len(), threads, "{serving:?}");
+    // Fresh connections, handed to the threads in turn, are all answered (the even split is a unit test of serving).
+    for _ in 0..threads * 2 {
+        let client = reqwest::Client::new();
+        let answer = client.get(format!("{base}/v1/rules/now")).bearer_auth(&validator).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let (code, _, err) = server.terminate().await;
+    assert_eq!(code, 0, "{}", err.join("\n"));
+    let named = format!("\"threads\":{threads}");
+    assert!(err.iter().any(|l| l.contains(&named)), "the start-up line names the thread count: {err:?}");
+}
