@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::common::{self, KEY, Target, free_port, fresh_database, psql};
@@ -133,16 +133,8 @@ async fn lag(args: &Args) -> anyhow::Result<()> {
     common::wait_ready(&client, &format!("{base}/readyz")).await?;
 
     // Smartphone reports are accepted at any hour, so the benchmark runs day or night.
-    let bodies: Vec<Value> = holders
-        .iter()
-        .filter(|h| h["smartphones"].as_array().is_some_and(|p| !p.is_empty()))
-        .map(|h| {
-            json!({"call_id": "bench", "language": "ja", "cause": "loss", "item": "smartphone",
-                "device_id": h["smartphones"][0]["device_id"],
-                "holder": {"individual_number": h["individual_number"], "date_of_birth": h["date_of_birth"]}})
-        })
-        .take(total)
-        .collect();
+    let bodies: Vec<Value> =
+        holders.iter().filter(|h| common::has_phone(h)).map(|h| common::report(h, true)).take(total).collect();
     anyhow::ensure!(bodies.len() == total, "only {} smartphone holders for {total} requests", bodies.len());
     eprintln!("{} suspensions/s for {} s, CA latency {} ms…", args.rate, args.seconds, args.ca_latency_ms);
     let token = Arc::new(token);

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use serde_json::{Value, json};
 use tokio::process::Command;
 
 /// Where a benchmark finds the binary to measure and the database to build on.
@@ -74,6 +75,36 @@ pub async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("{url} never became ready")
+}
+
+/// Whether a sample holder (from `hotline seed --samples`) has a smartphone.
+pub fn has_phone(holder: &Value) -> bool {
+    holder["smartphones"].as_array().is_some_and(|p| !p.is_empty())
+}
+
+/// The suspension request reporting a sample holder's card, or its first smartphone.
+pub fn report(holder: &Value, phone: bool) -> Value {
+    let mut body = json!({"call_id": "bench", "language": "ja", "cause": "loss",
+        "item": if phone { "smartphone" } else { "card" },
+        "holder": {"individual_number": holder["individual_number"], "date_of_birth": holder["date_of_birth"]}});
+    if phone {
+        body["device_id"] = holder["smartphones"][0]["device_id"].clone();
+    }
+    body
+}
+
+/// The certificates a report of `report`'s kind covers.
+pub fn reported_certificates(holder: &Value, phone: bool) -> &[Value] {
+    let certificates = if phone { &holder["smartphones"][0]["certificates"] } else { &holder["card"]["certificates"] };
+    certificates.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Whether the server accepts card reports now, as it decides itself
+/// (`GET /v1/rules/now`): at night in Tokyo it accepts only smartphones.
+pub async fn cards_accepted(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<bool> {
+    let now: Value = client.get(format!("{base}/v1/rules/now")).bearer_auth(token).send().await?.json().await?;
+    let items = now["accepted_items"].as_array().with_context(|| format!("no accepted_items in {now}"))?;
+    Ok(items.iter().any(|i| i == "card"))
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {

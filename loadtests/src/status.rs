@@ -1,6 +1,8 @@
-//! The validator status benchmark. It builds a deployment with its own Redis,
-//! about 100 000 certificates of which 10 000 are held (suspended through the
-//! API), then measures in one run on the same machine:
+//! The validator status benchmark. It builds a deployment with its own Redis
+//! and an API instance (`hotline api`, as validators reach it; the CA sync
+//! worker runs in a process of its own), about 100 000 certificates of which
+//! 10 000 are held (suspended through the API: cards by day, smartphones at
+//! night in Tokyo), then measures in one run on the same machine:
 //! - in alternating rounds, with the same wrk settings and the same requests
 //!   (the same Lua script, paths and Authorization header): nginx answering a
 //!   static 200 (the HTTP ceiling) and `GET /v1/status/{issuer}/{serial}`
@@ -15,10 +17,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{KEY, Target, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
+use crate::common::{
+    KEY, Target, cards_accepted, free_port, fresh_database, has_phone, hotline, ms, percentile, report,
+    reported_certificates, token, wait_ready,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,9 +32,10 @@ pub struct Args {
     /// Holders to seed: 37 500 holders carry about 100 000 certificates.
     #[arg(long, default_value_t = 37_500)]
     holders: usize,
-    /// Cards to suspend (two certificates each).
+    /// Reports to make (two certificates each): cards by day, smartphones at
+    /// night in Tokyo, when the line accepts nothing else.
     #[arg(long, default_value_t = 5_000)]
-    held_cards: usize,
+    held: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u32,
     /// Alternating rounds of nginx and the status endpoint.
@@ -80,24 +86,57 @@ fn spawn(cmd: &mut Command) -> anyhow::Result<Child> {
     Ok(cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?)
 }
 
-async fn start_nginx(dir: &std::path::Path) -> anyhow::Result<(Child, u16)> {
-    let port = free_port()?;
-    // One worker per core, each on its own SO_REUSEPORT socket: nginx's fastest
-    // setup, and the steadiest (with one shared socket, how connections split
-    // between the workers changes from run to run).
-    let conf = format!(
-        "worker_processes 2; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
-         events {{ worker_connections 1024; }}
-         http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
-                 uwsgi_temp_path {dir}; scgi_temp_path {dir};
-                 server {{ listen 127.0.0.1:{port} reuseport; location / {{ return 200 'ok'; }} }} }}",
-        dir = dir.display()
-    );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf)?;
-    let child = spawn(Command::new("nginx").arg("-c").arg(&path).arg("-p").arg(dir))
-        .context("nginx is not installed (apt-get install nginx-light)")?;
-    Ok((child, port))
+/// nginx serving a static 200; stopped when dropped.
+struct Nginx {
+    master: Child,
+    conf: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Nginx {
+    async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        // One worker per core, each on its own SO_REUSEPORT socket: nginx's fastest
+        // setup, and the steadiest (with one shared socket, how connections split
+        // between the workers changes from run to run).
+        let conf = format!(
+            "worker_processes 2; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
+             events {{ worker_connections 1024; }}
+             http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
+                     uwsgi_temp_path {dir}; scgi_temp_path {dir};
+                     server {{ listen 127.0.0.1:{port} reuseport; location / {{ return 200 'ok'; }} }} }}",
+            dir = dir.display()
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf)?;
+        let master = spawn(Command::new("nginx").arg("-c").arg(&path).arg("-p").arg(dir))
+            .context("nginx is not installed (apt-get install nginx-light)")?;
+        Ok(Self { master, conf: path, dir: dir.to_owned(), port })
+    }
+}
+
+impl Drop for Nginx {
+    /// Killing the master would leave its workers running: ask it to stop
+    /// them, and wait (briefly) until it has.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-p")
+            .arg(&self.dir)
+            .args(["-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..100 {
+            if !matches!(self.master.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.master.start_kill();
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -143,7 +182,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let port = free_port()?;
     let mut server = Command::new(&args.target.hotline);
     server
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["api", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", &db)
         .env("HOTLINE_PII_KEY", KEY)
         .env("HOTLINE_REDIS_URL", &redis_url);
@@ -156,30 +195,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     wait_ready(&client, &format!("{base}/readyz")).await?;
 
-    eprintln!("suspending {} cards through the API…", args.held_cards);
-    let bodies: Vec<Value> = holders
-        .iter()
-        .take(args.held_cards)
-        .map(|h| {
-            json!({"call_id": "bench", "language": "ja", "cause": "loss", "item": "card",
-                        "holder": {"individual_number": h["individual_number"], "date_of_birth": h["date_of_birth"]}})
-        })
-        .collect();
+    // Cards by day; by night in Tokyo the line accepts only smartphones, so then smartphones.
+    let phones = !cards_accepted(&client, &base, &operator).await?;
+    let reported: Vec<&Value> = holders.iter().filter(|h| !phones || has_phone(h)).take(args.held).collect();
+    eprintln!("suspending {} {} through the API…", reported.len(), if phones { "smartphones" } else { "cards" });
+    let bodies: Vec<Value> = reported.iter().map(|h| report(h, phones)).collect();
     let (_, statuses) = crate::suspend::send_all(&client, &base, &operator, &bodies, 8).await?;
     if statuses.keys().any(|s| *s != 201) {
-        bail!("suspensions failed: {statuses:?} (cards are accepted 08:30-20:00 Tokyo time only)");
+        bail!("suspensions failed: {statuses:?}");
     }
-    // Held serials and as many good ones, interleaved.
-    let mut paths = Vec::new();
-    for h in holders.iter().take(args.held_cards * 2) {
-        for c in h["card"]["certificates"].as_array().into_iter().flatten() {
-            paths.push(format!(
-                "/v1/status/{}/{}",
-                c["issuer"].as_str().unwrap_or(""),
-                c["serial"].as_str().unwrap_or("")
-            ));
-        }
-    }
+    // Held serials interleaved with as many good ones: by day the first
+    // holders' cards are held, so the good ones are later holders' cards; by
+    // night every card is good.
+    let held: Vec<&Value> = reported.iter().flat_map(|h| reported_certificates(h, phones)).collect();
+    let good_from = if phones { 0 } else { reported.len() };
+    let good = holders[good_from..].iter().flat_map(|h| reported_certificates(h, false));
+    let paths: Vec<String> = held
+        .iter()
+        .copied()
+        .zip(good)
+        .flat_map(|(h, g)| [h, g])
+        .map(|c| format!("/v1/status/{}/{}", c["issuer"].as_str().unwrap_or(""), c["serial"].as_str().unwrap_or("")))
+        .collect();
     let lua = dir.join("status.lua");
     let table: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
     std::fs::write(
@@ -194,7 +231,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     wrk(&base, Some(&lua), 3, args.connections).await?;
 
-    let (_nginx, nginx_port) = start_nginx(&dir).await?;
+    let nginx_server = Nginx::start(&dir).await?;
+    let nginx_port = nginx_server.port;
     let nginx_base = format!("http://127.0.0.1:{nginx_port}");
     wait_ready(&client, &format!("{nginx_base}/")).await?;
     let mut rounds = Vec::new();
@@ -229,7 +267,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
     println!(
         "Validator status, {certificates} certificates ({} held), wrk -t2 -c{} -d{}s, the same requests to both",
-        args.held_cards * 2,
+        held.len(),
         args.connections,
         args.seconds
     );
@@ -260,6 +298,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ms(n99)
     );
     println!("answers by source: {sources:?}");
+    drop(nginx_server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::common::{self, KEY, Target, db_url, free_port, psql};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
@@ -68,27 +68,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let body_for = |h: &Value, phone: bool| {
-        let mut body = json!({"call_id": "bench", "language": "ja", "cause": "loss",
-            "item": if phone { "smartphone" } else { "card" },
-            "holder": {"individual_number": h["individual_number"], "date_of_birth": h["date_of_birth"]}});
-        if phone {
-            body["device_id"] = h["smartphones"][0]["device_id"].clone();
-        }
-        body
-    };
     // At night in Tokyo only smartphones are accepted: then every request is a smartphone report.
-    let probe: Value = client.get(format!("{base}/openapi.json")).send().await?.json().await?;
-    anyhow::ensure!(probe["paths"].is_object(), "the server is not answering");
-    let night = {
-        let minutes = tokyo_minutes_now();
-        !(8 * 60 + 30..20 * 60).contains(&minutes)
-    };
-    let pool: Vec<Value> = holders
-        .iter()
-        .filter(|h| !night || h["smartphones"].as_array().is_some_and(|p| !p.is_empty()))
-        .map(|h| body_for(h, night))
-        .collect();
+    let night = !common::cards_accepted(&client, &base, &token).await?;
+    let pool: Vec<Value> =
+        holders.iter().filter(|h| !night || common::has_phone(h)).map(|h| common::report(h, night)).collect();
     if pool.len() < args.requests + 200 {
         bail!("not enough holders for {} requests (night: smartphone holders only)", args.requests);
     }
@@ -142,12 +125,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("| ratio suspensions/s : pgbench tps | {:.2} |", rate / pg_tps);
     }
     Ok(())
-}
-
-/// Minutes since midnight in Tokyo (UTC+9, no daylight saving) now.
-fn tokyo_minutes_now() -> u32 {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    (((secs + 9 * 3600) % 86_400) / 60) as u32
 }
 
 pub(crate) async fn send_all(

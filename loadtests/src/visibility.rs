@@ -5,10 +5,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{KEY, Target, free_port, fresh_database, hotline, ms, percentile, token, wait_ready};
+use crate::common::{
+    KEY, Target, free_port, fresh_database, has_phone, hotline, ms, percentile, report, token, wait_ready,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,8 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let all: Value = serde_json::from_slice(&std::fs::read(&samples)?)?;
     let all = all["holders"].as_array().context("no holders")?.clone();
     // Smartphone reports are accepted at any hour, so the benchmark runs day or night.
-    let phones: Vec<&Value> =
-        all.iter().filter(|h| h["smartphones"].as_array().is_some_and(|p| !p.is_empty())).collect();
+    let phones: Vec<&Value> = all.iter().filter(|h| has_phone(h)).collect();
     if phones.len() < args.suspensions {
         bail!("only {} holders with smartphones", phones.len());
     }
@@ -65,9 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut latencies = Vec::with_capacity(args.suspensions);
     for (i, h) in phones.iter().take(args.suspensions).enumerate() {
-        let body = json!({"call_id": "bench", "language": "ja", "cause": "loss", "item": "smartphone",
-            "device_id": h["smartphones"][0]["device_id"],
-            "holder": {"individual_number": h["individual_number"], "date_of_birth": h["date_of_birth"]}});
+        let body = report(h, true);
         let resp = client
             .post(format!("{a}/v1/suspensions"))
             .bearer_auth(&operator)
