@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::request_metrics::{RequestLabels, RouteLabels};
+use crate::request_metrics::{Handles, RequestLabels, RouteLabels, label_id};
 
 type Labels2 = [(&'static str, &'static str); 2];
 type Labels3 = [(&'static str, &'static str); 3];
@@ -43,6 +43,10 @@ pub struct Metrics {
     pub rules_info: Family<[(&'static str, String); 2], Gauge>,
     /// Plain running totals for the status page's plots.
     pub flow: FlowTotals,
+    /// Handles of `http_requests` and `http_request_duration` by (method, route, status).
+    pub(crate) request_handles: Handles<(usize, usize, u16), (Counter, Histogram)>,
+    /// Handles of `status_answers` by (source, status).
+    status_answer_handles: Handles<(usize, usize), Counter>,
 }
 
 /// Running totals of the two flows on-call watches, read by the status page.
@@ -135,11 +139,19 @@ impl Metrics {
             releases,
             status_answers,
             cache_write_failures,
+            request_handles: Handles::default(),
+            status_answer_handles: Handles::default(),
         }
     }
 
     pub fn status_answer(&self, source: &'static str, status: &'static str) {
-        self.status_answers.get_or_create(&[("source", source), ("status", status)]).inc();
+        self.status_answer_handles.with(
+            (label_id(source), label_id(status)),
+            || self.status_answers.get_or_create(&[("source", source), ("status", status)]).clone(),
+            |count| {
+                count.inc();
+            },
+        );
     }
 
     pub fn suspension(&self, item: &'static str, mode: &'static str, outcome: &'static str) {

@@ -1,9 +1,11 @@
 //! The labels of the per-request metrics, made without allocating: the
 //! method as a `&'static str`, the matched route interned once, the status as
-//! a number. They are built for every request, so they must be cheap.
+//! a number. They are built for every request, so they must be cheap; and
+//! their handles are found by the labels' addresses (see [`Handles`]).
 
-use std::collections::HashSet;
-use std::sync::{OnceLock, RwLock};
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::hash::Hash;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -26,13 +28,52 @@ pub struct RouteLabels {
     pub route: &'static str,
 }
 
+/// A label's identity: the address of its `&'static str`. Static text does
+/// not move, so one address always names the same text (one text may have
+/// two addresses, which costs only a second entry for the same series).
+pub fn label_id(label: &'static str) -> usize {
+    label.as_ptr() as usize
+}
+
+/// Metric handles remembered by their labels' identities. A family finds a
+/// series by hashing and comparing its labels' text, several strings per
+/// count; validators' status queries count three series each, so here a
+/// series is looked up in its family once and found by a few integers after.
+pub struct Handles<K, H>(RwLock<HashMap<K, H>>);
+
+impl<K, H> Default for Handles<K, H> {
+    fn default() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+}
+
+impl<K: Hash + Eq, H> Handles<K, H> {
+    /// Runs `use_handle` on `key`'s handle, made by `make` the first time.
+    pub fn with(&self, key: K, make: impl FnOnce() -> H, use_handle: impl FnOnce(&H)) {
+        if let Some(handle) = self.0.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return use_handle(handle);
+        }
+        use_handle(self.0.write().unwrap_or_else(PoisonError::into_inner).entry(key).or_insert_with(make));
+    }
+}
+
 impl Metrics {
     /// Counts and times one answered request.
     pub fn request_answered(&self, route: &RouteLabels, status: u16, latency: Duration) {
         let RouteLabels { method, route: template } = *route;
-        self.http_request_duration.get_or_create(route).observe(latency.as_secs_f64());
+        self.request_handles.with(
+            (label_id(method), label_id(template), status),
+            || {
+                let count =
+                    self.http_requests.get_or_create(&RequestLabels { method, route: template, status }).clone();
+                (count, self.http_request_duration.get_or_create(route).clone())
+            },
+            |(count, duration)| {
+                count.inc();
+                duration.observe(latency.as_secs_f64());
+            },
+        );
         self.flow.count(method, template, status);
-        self.http_requests.get_or_create(&RequestLabels { method, route: template, status }).inc();
     }
 }
 
@@ -57,10 +98,10 @@ pub fn method_label(method: &Method) -> &'static str {
 pub fn interned(route: &str) -> &'static str {
     static ROUTES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
     let routes = ROUTES.get_or_init(RwLock::default);
-    if let Some(known) = routes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(route) {
+    if let Some(known) = routes.read().unwrap_or_else(PoisonError::into_inner).get(route) {
         return known;
     }
-    let mut routes = routes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut routes = routes.write().unwrap_or_else(PoisonError::into_inner);
     match routes.get(route) {
         Some(known) => known,
         None => {
@@ -82,6 +123,24 @@ mod tests {
         assert!(std::ptr::eq(a, b));
         assert_eq!(a, "/v1/status/{issuer}/{serial}");
         assert_ne!(interned("/v1/status"), a);
+    }
+
+    #[test]
+    fn a_handle_is_made_once_and_counts_into_its_family() {
+        let metrics = Metrics::new();
+        let route = RouteLabels { method: "GET", route: interned("/v1/rules/now") };
+        for status in [200, 200, 200, 503] {
+            metrics.request_answered(&route, status, Duration::from_millis(3));
+        }
+        assert_eq!(metrics.request_handles.0.read().unwrap().len(), 2, "one handle per (method, route, status)");
+        let rendered = metrics.render();
+        for series in [
+            r#"hotline_http_requests_total{method="GET",route="/v1/rules/now",status="200"} 3"#,
+            r#"hotline_http_requests_total{method="GET",route="/v1/rules/now",status="503"} 1"#,
+            r#"hotline_http_request_duration_seconds_count{method="GET",route="/v1/rules/now"} 4"#,
+        ] {
+            assert!(rendered.contains(series), "{series} in {rendered}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and fresh, otherwise from the store, otherwise 503. Never "good" by default
 //! (invariant 3): a certificate is good only if a complete source says so.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

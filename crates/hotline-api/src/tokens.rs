@@ -6,7 +6,7 @@
 //! reached then, the remembered answer serves for up to `STALE_ON_ERROR`.
 //! Revoking a token therefore takes effect within `FRESH`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 

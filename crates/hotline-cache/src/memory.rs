@@ -1,7 +1,7 @@
 //! The in-process backend: the embedded default when no Redis is configured.
 //! The same semantics as Redis, under one mutex.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
