@@ -17,6 +17,7 @@
 
 mod ca_sync;
 mod common;
+mod cpu;
 mod rawhttp;
 mod rebuild;
 mod status;

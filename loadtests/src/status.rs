@@ -24,6 +24,7 @@ use crate::common::{
     KEY, Target, cards_accepted, free_port, fresh_database, has_phone, hotline, ms, percentile, report,
     reported_certificates, token, wait_ready,
 };
+use crate::cpu::CpuTime;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -190,7 +191,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let (k, v) = kv.split_once('=').context("--server-env takes NAME=VALUE")?;
         server.env(k, v);
     }
-    let _server = spawn(&mut server)?;
+    let server = spawn(&mut server)?;
+    let server_pid = server.id().context("the server exited at once")?;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     wait_ready(&client, &format!("{base}/readyz")).await?;
@@ -260,8 +262,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ratio = median(rounds.iter().map(|(n, s)| s.rps / n.rps).collect());
     let half = status_max / 2.0;
     eprintln!("open loop at {half:.0} req/s: the status endpoint, then nginx…");
-    let (p50, p99, sent) = open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &args).await?;
-    let (n50, n99, _) = open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &args).await?;
+    let status_run = open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &args, &[server_pid]).await?;
+    let nginx_workers = nginx_server.master.id().map(crate::cpu::children).unwrap_or_default();
+    let nginx_run =
+        open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &args, &nginx_workers).await?;
 
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
     let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
@@ -289,14 +293,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("| median | {nginx_median:.0} | {status_max:.0} | {ratio:.2} | | |");
     println!("redis-benchmark -t get -c 50: {redis_rps:.0} req/s ({:.2} of nginx)", redis_rps / nginx_median);
     println!(
-        "open loop at half the status maximum ({half:.0} req/s, {} connections, {sent} requests): \
-         status p50 {} p99 {}; nginx at the same rate p50 {} p99 {}",
-        args.lanes,
-        ms(p50),
-        ms(p99),
-        ms(n50),
-        ms(n99)
+        "open loop at half the status maximum ({half:.0} req/s, {} connections, {} requests each), \
+         latency p50 / p99 and CPU per request (user + system):",
+        args.lanes, status_run.answered
     );
+    for (name, run) in [("status", &status_run), ("nginx", &nginx_run)] {
+        let (su, ss) = run.server_cpu;
+        let (cu, cs) = run.client_cpu;
+        println!(
+            "  {name}: {} / {}; server {:.1} µs ({su:.1} + {ss:.1}), client {:.1} µs ({cu:.1} + {cs:.1})",
+            ms(run.p50),
+            ms(run.p99),
+            su + ss,
+            cu + cs
+        );
+    }
     println!("answers by source: {sources:?}");
     drop(nginx_server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -308,21 +319,42 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Open-loop load at `rate` on the client's own threads; returns (p50, p99, answered).
+/// One open-loop run: latency percentiles, and CPU microseconds per request
+/// (user, system) of the server and of this process, the client.
+struct OpenLoopRun {
+    p50: Duration,
+    p99: Duration,
+    answered: usize,
+    server_cpu: (f64, f64),
+    client_cpu: (f64, f64),
+}
+
+/// Open-loop load at `rate` on the client's own threads, against the server
+/// whose processes are `server`.
 async fn open_loop(
     addr: &str,
     paths: &[String],
     token: &str,
     rate: f64,
     args: &Args,
-) -> anyhow::Result<(Duration, Duration, usize)> {
+    server: &[u32],
+) -> anyhow::Result<OpenLoopRun> {
     let (addr, paths, token, seconds, lanes) =
         (addr.to_owned(), paths.to_vec(), token.to_owned(), args.seconds, args.lanes);
+    let me = [std::process::id()];
+    let (server_before, client_before) = (CpuTime::of(server)?, CpuTime::of(&me)?);
     let (latencies, failed) =
         tokio::task::spawn_blocking(move || crate::rawhttp::open_loop(&addr, &paths, &token, rate, seconds, lanes))
             .await??;
+    let (server_after, client_after) = (CpuTime::of(server)?, CpuTime::of(&me)?);
     if failed > 0 {
         bail!("{failed} requests failed during the open-loop run");
     }
-    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len()))
+    Ok(OpenLoopRun {
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        answered: latencies.len(),
+        server_cpu: server_after.per_request_since(server_before, latencies.len()),
+        client_cpu: client_after.per_request_since(client_before, latencies.len()),
+    })
 }

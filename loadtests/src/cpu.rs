@@ -1,0 +1,82 @@
+//! CPU time of the processes in a run, from `/proc`: how much of the
+//! machine's two cores the server measured, its ceiling and the load
+//! generator each used per request.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// CPU time a set of processes used, user and system apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// What the processes used so far, all their threads included.
+    pub fn of(pids: &[u32]) -> anyhow::Result<Self> {
+        let tick = Duration::from_secs(1) / u32::try_from(rustix::param::clock_ticks_per_second())?;
+        let mut total = Self::default();
+        for pid in pids {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("no process {pid}"))?;
+            let (user, system) = user_and_system_ticks(&stat).context("unexpected /proc/<pid>/stat")?;
+            total.user += tick * user;
+            total.system += tick * system;
+        }
+        Ok(total)
+    }
+
+    /// Microseconds per request since `before`: (user, system).
+    pub fn per_request_since(&self, before: Self, requests: usize) -> (f64, f64) {
+        let per = |now: Duration, then: Duration| (now - then).as_secs_f64() * 1e6 / requests.max(1) as f64;
+        (per(self.user, before.user), per(self.system, before.system))
+    }
+}
+
+/// `utime` and `stime`, fields 14 and 15 of a stat line. The name before them
+/// is in parentheses and may hold spaces, so fields are counted from its end.
+fn user_and_system_ticks(stat: &str) -> Option<(u32, u32)> {
+    let mut after_name = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // After the name come field 3 (state) to field 13; utime is the 12th of them.
+    let user = after_name.nth(11)?.parse().ok()?;
+    let system = after_name.next()?.parse().ok()?;
+    Some((user, system))
+}
+
+/// The processes a process started (nginx's master: its workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_user_and_system_time_even_past_a_name_with_spaces() {
+        let stat = "4242 (hotline http 0) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 205 0 0 20 0 5 0 1000 0 0";
+        assert_eq!(user_and_system_ticks(stat), Some((731, 205)));
+        assert_eq!(user_and_system_ticks("4242 (cut short) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_uses_cpu_time_as_it_works() {
+        let me = std::process::id();
+        let before = CpuTime::of(&[me]).unwrap();
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let after = CpuTime::of(&[me]).unwrap();
+        assert!(
+            after.user + after.system >= before.user + before.system + Duration::from_millis(200),
+            "{before:?} {after:?}"
+        );
+        assert!(CpuTime::of(&[u32::MAX]).is_err(), "a process that does not exist is an error");
+    }
+}
