@@ -8,6 +8,8 @@
 //! routes, ids and outcomes, never a request body: the Individual Number
 //! never reaches a span.
 
+mod span_fields;
+
 use anyhow::Context as _;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
@@ -68,7 +70,13 @@ pub fn init(format: LogFormat, export: &TraceExport) -> anyhow::Result<Telemetry
     let filter = EnvFilter::try_from_env("HOTLINE_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .fmt_fields(span_fields::JsonSpanFields)
+            .boxed(),
         LogFormat::Text => logs.boxed(),
     };
     let provider = match export {
