@@ -65,6 +65,8 @@ async fn only_clerks_release_and_bad_releases_store_nothing(backend: Backend) {
     assert_eq!(app.post(&path, &app.clerk, None, &ok).await.0, StatusCode::BAD_REQUEST);
     let (status, body) = app.post("/v1/suspensions/nope/release", &app.clerk, Some("r"), &ok).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("suspension_not_found")));
+    let (status, body) = app.post("/v1/suspensions/%FF/release", &app.clerk, Some("r"), &ok).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("id")));
     assert_eq!(app.counts().await, before);
 }
 

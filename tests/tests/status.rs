@@ -34,6 +34,10 @@ async fn bad_status_queries(backend: Backend) {
             "{serial}"
         );
     }
+    // Not UTF-8 once percent-decoded: the same problem+json as any other bad serial.
+    let (status, body) = app.get("/v1/status/jpki-auth/%FF", &app.validator).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
+    assert_eq!(body["errors"][0]["field"], "serial", "{body}");
     for token in [&app.operator, &app.clerk, &app.supervisor] {
         assert_eq!(app.get("/v1/status/jpki-auth/00ff", token).await.0, StatusCode::FORBIDDEN);
     }

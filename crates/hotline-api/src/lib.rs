@@ -5,6 +5,7 @@
 //! `code`; every request carries an `x-request-id` that appears on every log
 //! line it causes.
 
+mod answer;
 mod auth;
 mod body;
 pub mod clock;
@@ -12,6 +13,7 @@ mod fields;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+mod path_params;
 pub mod problem;
 mod report;
 mod request_layer;

@@ -1,12 +1,12 @@
 //! The OpenAPI document (`/openapi.json`) and a self-contained page that
 //! renders it (`/docs`): no CDN, so it works on an isolated network.
 
-use axum::Json;
 use axum::response::Html;
 use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::answer::JsonAnswer;
 use crate::routes;
 use crate::wire;
 
@@ -80,8 +80,8 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json() -> JsonAnswer<utoipa::openapi::OpenApi> {
+    JsonAnswer(ApiDoc::openapi())
 }
 
 pub async fn docs() -> Html<&'static str> {

@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use chrono::{DateTime, Utc};
@@ -20,6 +19,7 @@ use hotline_core::rules::tokyo_rfc3339;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::answer::JsonAnswer;
 use crate::metrics::Metrics;
 
 /// How often the flows are sampled, and how many samples are kept (10 minutes).
@@ -100,7 +100,7 @@ pub async fn page() -> impl IntoResponse {
 }
 
 /// Everything the page shows, as JSON.
-pub async fn summary(State(state): State<AppState>) -> Json<Value> {
+pub async fn summary(State(state): State<AppState>) -> JsonAnswer<Value> {
     let now = state.clock.now();
     let database = state.store.ping().await;
     let marker = state.status.cache.marker().await;
@@ -150,7 +150,7 @@ pub async fn summary(State(state): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({
+    JsonAnswer(json!({
         "now": tokyo_rfc3339(now),
         "build": {
             "version": env!("CARGO_PKG_VERSION"),

@@ -71,10 +71,10 @@ where
             route: request.extensions().get::<MatchedPath>().map_or("unmatched", |p| interned(p.as_str())),
         };
         let span = request_span(&request, &route, request_id.to_str().unwrap_or("-"));
-        // The route starts inside the span, so anything it logs at once carries the request id.
-        let inner = span.in_scope(|| self.inner.call(request));
+        // Calling a route only builds its future (extractors and handler run
+        // when it is polled, inside the span), so the call itself needs no span.
         Answering {
-            inner: tokio::time::timeout(self.layer.timeout, inner),
+            inner: tokio::time::timeout(self.layer.timeout, self.inner.call(request)),
             span,
             request_id: Some(request_id),
             route,

@@ -1,16 +1,16 @@
 //! Liveness and readiness for load balancers and orchestrators; no token.
 
-use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::answer::JsonAnswer;
 use crate::problem::Problem;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn healthz() -> JsonAnswer<Value> {
+    JsonAnswer(json!({"status": "ok"}))
 }
 
 /// Prometheus metrics, text format.
@@ -44,9 +44,9 @@ async fn observe_dependencies(state: &AppState) {
 
 /// The process can serve: its database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503, description = "not_ready")))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
+pub async fn readyz(State(state): State<AppState>) -> Result<JsonAnswer<Value>, Problem> {
     if state.store.ping().await {
-        Ok(Json(json!({"status": "ready", "database": "ok"})))
+        Ok(JsonAnswer(json!({"status": "ready", "database": "ok"})))
     } else {
         Err(Problem::unavailable("not_ready", "The database does not answer"))
     }

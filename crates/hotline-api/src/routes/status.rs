@@ -3,17 +3,18 @@
 //! 503 `status_unavailable`; never "good" by default. CRL semantics: a serial
 //! the registry does not list is good; an unknown issuer is an error.
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hotline_core::rules::tokyo_rfc3339;
 use hotline_core::{IssuerId, Serial};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::answer::JsonAnswer;
 use crate::auth::{Authorized, Validators};
 use crate::body::JsonBody;
 use crate::fields::Fields;
+use crate::path_params::PathParams;
 use crate::problem::{FieldError, Problem};
 use crate::status_service::{Answers, KnownStatus};
 use crate::wire::{BatchStatusAnswer, CertificateStatusOut, StatusAnswer};
@@ -33,15 +34,15 @@ fn unavailable() -> Problem {
 fn out(issuer: &IssuerId, serial: &Serial, known: Option<KnownStatus>) -> CertificateStatusOut {
     match known {
         None => CertificateStatusOut {
-            issuer: issuer.to_string(),
-            serial: serial.to_string(),
+            issuer: issuer.as_str().to_owned(),
+            serial: serial.as_str().to_owned(),
             status: "good".into(),
             reason: None,
             since: None,
         },
         Some(k) => CertificateStatusOut {
-            issuer: issuer.to_string(),
-            serial: serial.to_string(),
+            issuer: issuer.as_str().to_owned(),
+            serial: serial.as_str().to_owned(),
             status: k.status.as_str().into(),
             reason: k.reason,
             since: Some(tokyo_rfc3339(k.since)),
@@ -68,8 +69,8 @@ async fn answer(state: &AppState, keys: &[(IssuerId, Serial)]) -> Result<Answers
 pub async fn get(
     State(state): State<AppState>,
     _caller: Authorized<Validators>,
-    Path((issuer, serial)): Path<(String, String)>,
-) -> Result<Json<StatusAnswer>, Problem> {
+    PathParams((issuer, serial)): PathParams<(String, String)>,
+) -> Result<JsonAnswer<StatusAnswer>, Problem> {
     let issuer = IssuerId::parse(&issuer).ok().filter(|i| state.status.knows_issuer(i)).ok_or_else(issuer_not_found)?;
     let serial =
         Serial::parse(&serial).map_err(|e| Problem::validation(vec![FieldError::new("serial", e.to_string())]))?;
@@ -77,7 +78,7 @@ pub async fn get(
     let mut answers = answer(&state, &keys).await?;
     let [(issuer, serial)] = keys;
     let known = answers.statuses.pop().flatten();
-    Ok(Json(StatusAnswer { certificate: out(&issuer, &serial, known), as_of: tokyo_rfc3339(answers.as_of) }))
+    Ok(JsonAnswer(StatusAnswer { certificate: out(&issuer, &serial, known), as_of: tokyo_rfc3339(answers.as_of) }))
 }
 
 /// The status of up to 1000 certificates at once, all as of one instant.
@@ -95,11 +96,11 @@ pub async fn batch(
     State(state): State<AppState>,
     _caller: Authorized<Validators>,
     JsonBody(body): JsonBody,
-) -> Result<Json<BatchStatusAnswer>, Problem> {
+) -> Result<JsonAnswer<BatchStatusAnswer>, Problem> {
     let keys = parse_batch(&state, &body)?;
     let answers = answer(&state, &keys).await?;
     let results = keys.iter().zip(answers.statuses).map(|((i, s), known)| out(i, s, known)).collect();
-    Ok(Json(BatchStatusAnswer { as_of: tokyo_rfc3339(answers.as_of), results }))
+    Ok(JsonAnswer(BatchStatusAnswer { as_of: tokyo_rfc3339(answers.as_of), results }))
 }
 
 fn parse_batch(state: &AppState, body: &Value) -> Result<Vec<(IssuerId, Serial)>, Problem> {

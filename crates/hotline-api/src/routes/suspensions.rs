@@ -2,8 +2,7 @@
 //! supervisors, clerks), release one at the counter (clerks).
 
 use anyhow::Context;
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hotline_core::Decision;
@@ -14,9 +13,11 @@ use hotline_store::{
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::answer::JsonAnswer;
 use crate::auth::{Authorized, Clerks, Operators, SuspensionReaders};
 use crate::body::JsonBody;
 use crate::fields::{Fields, short_text};
+use crate::path_params::PathParams;
 use crate::problem::Problem;
 use crate::report::parse_report;
 use crate::wire::{SuspensionDetail, SuspensionReceipt};
@@ -211,10 +212,10 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     _caller: Authorized<SuspensionReaders>,
-    Path(id): Path<String>,
-) -> Result<Json<SuspensionDetail>, Problem> {
+    PathParams(id): PathParams<String>,
+) -> Result<JsonAnswer<SuspensionDetail>, Problem> {
     let view = state.store.suspension(&id).await?.ok_or_else(suspension_not_found)?;
-    Ok(Json(SuspensionDetail::from(&view)))
+    Ok(JsonAnswer(SuspensionDetail::from(&view)))
 }
 
 fn suspension_not_found() -> Problem {
@@ -237,7 +238,7 @@ fn suspension_not_found() -> Problem {
 pub async fn release(
     State(state): State<AppState>,
     caller: Authorized<Clerks>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {

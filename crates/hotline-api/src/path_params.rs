@@ -1,0 +1,40 @@
+//! A route's path parameters, refused as problem+json when they cannot be
+//! read. axum's own `Path` answers a parameter that is not UTF-8 once
+//! percent-decoded (`/v1/status/jpki-auth/%FF`) in plain text, outside the
+//! API's error contract.
+
+use axum::extract::FromRequestParts;
+use axum::extract::Path;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::problem::{FieldError, Problem};
+
+/// The path parameters, deserialized as axum's `Path` does.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => Ok(PathParams(params)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => Err(Problem::validation(vec![FieldError::new(
+                    key.as_str(),
+                    "is not UTF-8 text once percent-decoded",
+                )])),
+                // Every route's parameters are strings: anything else is a routing bug.
+                _ => Err(anyhow::anyhow!("path parameters do not fit the route: {}", e.body_text()).into()),
+            },
+            Err(other) => Err(anyhow::anyhow!("path parameters missing: {}", other.body_text()).into()),
+        }
+    }
+}
