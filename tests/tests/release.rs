@@ -80,6 +80,8 @@ async fn who_may_read_a_suspension(backend: Backend) {
     assert_eq!(app.get(&path, &app.validator).await.0, StatusCode::FORBIDDEN);
     assert_eq!(app.get(&path, "nope").await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(app.get("/v1/suspensions/unknown", &app.operator).await.1["code"], "suspension_not_found");
+    let (status, body) = app.get("/v1/suspensions/%FF", &app.operator).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
 }
 
 both_backends!(

@@ -206,6 +206,7 @@ pub async fn create(
     responses(
         (status = 200, body = SuspensionDetail),
         (status = 404, description = "suspension_not_found", content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: the id is not UTF-8 text once percent-decoded", content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -231,7 +232,7 @@ fn suspension_not_found() -> Problem {
         (status = 200, description = "Released: user identification certificates good again, signature certificates revoked", body = SuspensionDetail),
         (status = 404, description = "suspension_not_found", content_type = "application/problem+json"),
         (status = 409, description = "already_released", content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, idempotency_key_reused", content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed (a bad body, or an id that is not UTF-8 text), idempotency_key_reused", content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
