@@ -24,17 +24,19 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(params)) => Ok(PathParams(params)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
-                ErrorKind::InvalidUtf8InPathParam { key } => Err(Problem::validation(vec![FieldError::new(
-                    key.as_str(),
-                    "is not UTF-8 text once percent-decoded",
-                )])),
-                // Every route's parameters are strings: anything else is a routing bug.
-                _ => Err(anyhow::anyhow!("path parameters do not fit the route: {}", e.body_text()).into()),
-            },
-            Err(other) => Err(anyhow::anyhow!("path parameters missing: {}", other.body_text()).into()),
+        let rejection = match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => return Ok(PathParams(params)),
+            Err(rejection) => rejection,
+        };
+        if let PathRejection::FailedToDeserializePathParams(e) = &rejection
+            && let ErrorKind::InvalidUtf8InPathParam { key } = e.kind()
+        {
+            return Err(Problem::validation(vec![FieldError::new(
+                key.as_str(),
+                "is not UTF-8 text once percent-decoded",
+            )]));
         }
+        // Every route's parameters are strings it names: anything else is a routing bug.
+        Err(anyhow::anyhow!("path parameters do not fit the route: {}", rejection.body_text()).into())
     }
 }

@@ -13,9 +13,8 @@ use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 
 /// Formats span fields as one JSON object, for `Format<Json>`.
 #[derive(Debug, Default, Clone, Copy)]
