@@ -71,15 +71,23 @@ impl Schedule {
     }
 }
 
+/// One answered request: when it was due, from the schedule's start, and how
+/// long after that its whole answer had arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub due: Duration,
+    pub latency: Duration,
+}
+
 /// Drives `lanes` through one epoll set until each has sent its share of the
-/// schedule; returns the latencies of 2xx answers and the count of others.
-fn drive(mut lanes: Vec<Lane>, schedule: Schedule, requests: &[Vec<u8>]) -> anyhow::Result<(Vec<Duration>, usize)> {
+/// schedule; returns the samples of 2xx answers and the count of others.
+fn drive(mut lanes: Vec<Lane>, schedule: Schedule, requests: &[Vec<u8>]) -> anyhow::Result<(Vec<Sample>, usize)> {
     let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
     for (slot, lane) in lanes.iter().enumerate() {
         lane.conn.set_nonblocking(true)?;
         epoll::add(&epoll, &lane.conn, epoll::EventData::new_u64(slot as u64), epoll::EventFlags::IN)?;
     }
-    let (mut latencies, mut failed) = (Vec::with_capacity(schedule.total / THREADS + 1), 0usize);
+    let (mut samples, mut failed) = (Vec::with_capacity(schedule.total / THREADS + 1), 0usize);
     let mut events = Vec::with_capacity(lanes.len());
     let mut chunk = [0u8; 4096];
     loop {
@@ -101,7 +109,7 @@ fn drive(mut lanes: Vec<Lane>, schedule: Schedule, requests: &[Vec<u8>]) -> anyh
         }
         busy |= lanes.iter().any(|l| l.in_flight.is_some());
         if !busy {
-            return Ok((latencies, failed));
+            return Ok((samples, failed));
         }
         let timeout =
             next_due.map(|due| Timespec::try_from(due.saturating_duration_since(Instant::now()))).transpose()?;
@@ -122,7 +130,7 @@ fn drive(mut lanes: Vec<Lane>, schedule: Schedule, requests: &[Vec<u8>]) -> anyh
             let due = lane.in_flight.take().context("an answer nobody asked for")?;
             lane.buf.drain(..length);
             match status {
-                200..=299 => latencies.push(due.elapsed()),
+                200..=299 => samples.push(Sample { due: due - schedule.start, latency: due.elapsed() }),
                 _ => failed += 1,
             }
         }
@@ -131,7 +139,8 @@ fn drive(mut lanes: Vec<Lane>, schedule: Schedule, requests: &[Vec<u8>]) -> anyh
 
 /// Sends `rate` GET requests per second for `seconds` over `lanes` keep-alive
 /// connections to `addr`, each at its scheduled time, and measures latency from
-/// that time. Returns the sorted latencies of 2xx answers and the count of others.
+/// that time. Returns the samples of 2xx answers, in the order they were due,
+/// and the count of others.
 pub fn open_loop(
     addr: &str,
     paths: &[String],
@@ -139,7 +148,7 @@ pub fn open_loop(
     rate: f64,
     seconds: u32,
     lanes: usize,
-) -> anyhow::Result<(Vec<Duration>, usize)> {
+) -> anyhow::Result<(Vec<Sample>, usize)> {
     let requests: Vec<Vec<u8>> = paths
         .iter()
         .map(|p| format!("GET {p} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes())
@@ -157,7 +166,7 @@ pub fn open_loop(
         total: (rate * f64::from(seconds)) as usize,
     };
     let requests = &requests;
-    let per_thread: Vec<anyhow::Result<(Vec<Duration>, usize)>> = std::thread::scope(|scope| {
+    let per_thread: Vec<anyhow::Result<(Vec<Sample>, usize)>> = std::thread::scope(|scope| {
         let running: Vec<_> =
             by_thread.into_iter().map(|lanes| scope.spawn(move || drive(lanes, schedule, requests))).collect();
         running
@@ -167,11 +176,11 @@ pub fn open_loop(
     });
     let (mut all, mut failed) = (Vec::with_capacity(schedule.total), 0);
     for result in per_thread {
-        let (latencies, f) = result?;
-        all.extend(latencies);
+        let (samples, f) = result?;
+        all.extend(samples);
         failed += f;
     }
-    all.sort();
+    all.sort_by_key(|s| s.due);
     Ok((all, failed))
 }
 
@@ -215,9 +224,10 @@ mod tests {
         });
         let paths = vec!["/a".to_owned(), "/b".to_owned()];
         let started = Instant::now();
-        let (latencies, failed) = open_loop(&addr, &paths, "t", 400.0, 1, 4).unwrap();
-        assert_eq!((latencies.len(), failed), (396, 4), "400 requests, the third of each of 4 connections failed");
-        assert!(latencies.windows(2).all(|w| w[0] <= w[1]), "latencies come sorted");
+        let (samples, failed) = open_loop(&addr, &paths, "t", 400.0, 1, 4).unwrap();
+        assert_eq!((samples.len(), failed), (396, 4), "400 requests, the third of each of 4 connections failed");
+        assert!(samples.windows(2).all(|w| w[0].due <= w[1].due), "samples come in the order they were due");
+        assert!(samples.last().unwrap().due >= Duration::from_millis(990), "the last is due near the end");
         assert!(started.elapsed() >= Duration::from_millis(990), "the schedule spans the whole second");
     }
 }

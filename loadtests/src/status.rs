@@ -50,6 +50,11 @@ pub struct Args {
     /// Extra environment for the hotline server, as NAME=VALUE (repeatable).
     #[arg(long = "server-env")]
     server_env: Vec<String>,
+    /// Writes each open-loop request as `due_ms,latency_us` to
+    /// `status.csv` and `nginx.csv` in this directory, to see when the tail
+    /// happens, not only how long it is.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
 struct Wrk {
@@ -262,10 +267,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ratio = median(rounds.iter().map(|(n, s)| s.rps / n.rps).collect());
     let half = status_max / 2.0;
     eprintln!("open loop at {half:.0} req/s: the status endpoint, then nginx…");
-    let status_run = open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &args, &[server_pid]).await?;
+    let status_run =
+        open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &args, &[server_pid], "status").await?;
     let nginx_workers = nginx_server.master.id().map(crate::cpu::children).unwrap_or_default();
     let nginx_run =
-        open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &args, &nginx_workers).await?;
+        open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &args, &nginx_workers, "nginx").await?;
 
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
     let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
@@ -314,6 +320,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line per request, in the order they were due: `due_ms,latency_us`.
+fn write_timeline(path: &std::path::Path, samples: &[crate::rawhttp::Sample]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("could not create {}", path.display()))?,
+    );
+    writeln!(out, "due_ms,latency_us")?;
+    for s in samples {
+        writeln!(out, "{:.3},{}", s.due.as_secs_f64() * 1e3, s.latency.as_micros())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -330,7 +350,7 @@ struct OpenLoopRun {
 }
 
 /// Open-loop load at `rate` on the client's own threads, against the server
-/// whose processes are `server`.
+/// whose processes are `server`; with `--timeline`, the samples go to `{name}.csv`.
 async fn open_loop(
     addr: &str,
     paths: &[String],
@@ -338,18 +358,24 @@ async fn open_loop(
     rate: f64,
     args: &Args,
     server: &[u32],
+    name: &str,
 ) -> anyhow::Result<OpenLoopRun> {
     let (addr, paths, token, seconds, lanes) =
         (addr.to_owned(), paths.to_vec(), token.to_owned(), args.seconds, args.lanes);
     let me = [std::process::id()];
     let (server_before, client_before) = (CpuTime::of(server)?, CpuTime::of(&me)?);
-    let (latencies, failed) =
+    let (samples, failed) =
         tokio::task::spawn_blocking(move || crate::rawhttp::open_loop(&addr, &paths, &token, rate, seconds, lanes))
             .await??;
     let (server_after, client_after) = (CpuTime::of(server)?, CpuTime::of(&me)?);
     if failed > 0 {
         bail!("{failed} requests failed during the open-loop run");
     }
+    if let Some(dir) = &args.timeline {
+        write_timeline(&dir.join(format!("{name}.csv")), &samples)?;
+    }
+    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    latencies.sort();
     Ok(OpenLoopRun {
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
