@@ -24,9 +24,19 @@ impl<T: Serialize> IntoResponse for JsonAnswer<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(FIRST_CAPACITY);
         match serde_json::to_writer(&mut body, &self.0) {
-            Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+            Ok(()) => JsonText(body).into_response(),
             Err(e) => Problem::from(anyhow::Error::new(e).context("could not serialize an answer")).into_response(),
         }
+    }
+}
+
+/// JSON text already written, answered as `application/json`.
+#[derive(Debug)]
+pub struct JsonText(pub Vec<u8>);
+
+impl IntoResponse for JsonText {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], self.0).into_response()
     }
 }
 

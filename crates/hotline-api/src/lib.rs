@@ -10,6 +10,7 @@ mod auth;
 mod body;
 pub mod clock;
 mod fields;
+pub mod json_text;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

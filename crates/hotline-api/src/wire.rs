@@ -5,6 +5,8 @@ use hotline_store::{CertificateView, SuspensionView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::json_text::push_json_string;
+
 /// A certificate covered by a suspension.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateOut {
@@ -136,13 +138,56 @@ pub struct CertificateStatusOut {
     pub since: Option<String>,
 }
 
-/// The answer to a single status query.
+/// The answer to a single status query: a certificate's status and `as_of`.
+///
+/// Validators' single queries are most of the traffic, so this answer is
+/// written by hand ([`StatusAnswer::to_json`]); the derived `Serialize`
+/// describes it to the OpenAPI document, and a test holds the two to the same
+/// text. The fields are spelled out rather than flattened from
+/// [`CertificateStatusOut`] for the same reason.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusAnswer {
-    #[serde(flatten)]
-    pub certificate: CertificateStatusOut,
+    pub issuer: String,
+    pub serial: String,
+    /// `good`, `suspended` or `revoked`.
+    pub status: String,
+    /// `certificate_hold` for a suspension, the revocation reason otherwise; null when good.
+    pub reason: Option<String>,
+    /// Since when the status holds; null for a serial the registry does not list.
+    pub since: Option<String>,
     /// Every change committed before this instant is reflected (Tokyo time).
     pub as_of: String,
+}
+
+impl StatusAnswer {
+    pub fn new(certificate: CertificateStatusOut, as_of: String) -> Self {
+        let CertificateStatusOut { issuer, serial, status, reason, since } = certificate;
+        Self { issuer, serial, status, reason, since, as_of }
+    }
+
+    /// The answer as JSON text: the same text `serde_json` writes for it,
+    /// about a tenth of the instructions.
+    pub fn to_json(&self) -> String {
+        let Self { issuer, serial, status, reason, since, as_of } = self;
+        let mut out = String::with_capacity(192);
+        let pairs: [(&str, Option<&str>); 6] = [
+            ("{\"issuer\":", Some(issuer)),
+            (",\"serial\":", Some(serial)),
+            (",\"status\":", Some(status)),
+            (",\"reason\":", reason.as_deref()),
+            (",\"since\":", since.as_deref()),
+            (",\"as_of\":", Some(as_of)),
+        ];
+        for (name, value) in pairs {
+            out.push_str(name);
+            match value {
+                Some(value) => push_json_string(&mut out, value),
+                None => out.push_str("null"),
+            }
+        }
+        out.push('}');
+        out
+    }
 }
 
 /// One certificate in a batch status query.
@@ -180,4 +225,31 @@ pub struct RulesNow {
     pub rules_version: String,
     /// Languages whose operators are on duty now; informational only.
     pub staffed_languages: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: &str, reason: Option<&str>, since: Option<&str>) -> StatusAnswer {
+        let certificate = CertificateStatusOut {
+            issuer: "jpki-auth".into(),
+            serial: "3f9a0c11d2e4b5a6978812aa03bc4d5e".into(),
+            status: status.into(),
+            reason: reason.map(Into::into),
+            since: since.map(Into::into),
+        };
+        StatusAnswer::new(certificate, "2026-11-24T03:12:45.123456+09:00".into())
+    }
+
+    #[test]
+    fn a_status_answer_written_by_hand_is_the_text_serde_writes() {
+        for answer in [
+            answer("good", None, None),
+            answer("suspended", Some("certificate_hold"), Some("2026-11-24T03:00:00+09:00")),
+            answer("revoked", Some("key \"compromise\"\n"), Some("2026-11-20T10:00:00+09:00")),
+        ] {
+            assert_eq!(answer.to_json(), serde_json::to_string(&answer).unwrap());
+        }
+    }
 }

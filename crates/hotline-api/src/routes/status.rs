@@ -10,7 +10,7 @@ use hotline_core::{IssuerId, Serial};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::answer::JsonAnswer;
+use crate::answer::{JsonAnswer, JsonText};
 use crate::auth::{Authorized, Validators};
 use crate::body::JsonBody;
 use crate::fields::Fields;
@@ -70,7 +70,7 @@ pub async fn get(
     State(state): State<AppState>,
     _caller: Authorized<Validators>,
     PathParams((issuer, serial)): PathParams<(String, String)>,
-) -> Result<JsonAnswer<StatusAnswer>, Problem> {
+) -> Result<JsonText, Problem> {
     let issuer = IssuerId::parse(&issuer).ok().filter(|i| state.status.knows_issuer(i)).ok_or_else(issuer_not_found)?;
     let serial =
         Serial::parse(&serial).map_err(|e| Problem::validation(vec![FieldError::new("serial", e.to_string())]))?;
@@ -78,7 +78,7 @@ pub async fn get(
     let mut answers = answer(&state, &keys).await?;
     let [(issuer, serial)] = keys;
     let known = answers.statuses.pop().flatten();
-    Ok(JsonAnswer(StatusAnswer { certificate: out(&issuer, &serial, known), as_of: tokyo_rfc3339(answers.as_of) }))
+    Ok(JsonText(StatusAnswer::new(out(&issuer, &serial, known), tokyo_rfc3339(answers.as_of)).to_json().into_bytes()))
 }
 
 /// The status of up to 1000 certificates at once, all as of one instant.

@@ -11,6 +11,7 @@
 
 use std::fmt::{self, Write as _};
 
+use hotline_api::json_text::push_json_string;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
@@ -122,46 +123,6 @@ impl Visit for JsonObject {
             push_json_string(&mut self.text, &format!("{value:?}"));
         }
     }
-}
-
-/// Which bytes a JSON string must escape: `"`, `\\` and control characters.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-/// Appends `value` as a JSON string: quotes, backslashes and control
-/// characters escaped, everything else as it is (JSON text is UTF-8).
-fn push_json_string(out: &mut String, value: &str) {
-    out.reserve(value.len() + 2);
-    out.push('"');
-    let mut plain_from = 0;
-    for (i, &byte) in value.as_bytes().iter().enumerate() {
-        if !NEEDS_ESCAPE[usize::from(byte)] {
-            continue;
-        }
-        out.push_str(&value[plain_from..i]);
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            _ => {
-                let _ = write!(out, "\\u{byte:04x}");
-            }
-        }
-        plain_from = i + 1;
-    }
-    out.push_str(&value[plain_from..]);
-    out.push('"');
 }
 
 #[cfg(test)]
