@@ -304,6 +304,13 @@ async fn http_threads_sets_how_many_threads_serve() {
     with_db(&mut serve, &db);
     let server = Server::start(serve);
     let base = format!("http://{}", server.addr().await);
+    // Fresh connections, handed to the threads in turn, are all answered (the even split is a unit test of serving).
+    // The threads start after the listening line: counted once they have answered, not before.
+    for _ in 0..threads * 2 {
+        let client = reqwest::Client::new();
+        let answer = client.get(format!("{base}/v1/rules/now")).bearer_auth(&validator).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
     let pid = server.child.id().unwrap();
     let serving: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
@@ -312,12 +319,6 @@ async fn http_threads_sets_how_many_threads_serve() {
         .filter(|name| name.starts_with("hotline-http-"))
         .collect();
     assert_eq!(serving.len(), threads, "{serving:?}");
-    // Fresh connections, handed to the threads in turn, are all answered (the even split is a unit test of serving).
-    for _ in 0..threads * 2 {
-        let client = reqwest::Client::new();
-        let answer = client.get(format!("{base}/v1/rules/now")).bearer_auth(&validator).send().await.unwrap();
-        assert_eq!(answer.status(), 200);
-    }
     let (code, _, err) = server.terminate().await;
     assert_eq!(code, 0, "{}", err.join("\n"));
     let named = format!("\"threads\":{threads}");
