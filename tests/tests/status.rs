@@ -76,4 +76,55 @@ async fn health_docs_and_unknown_routes(backend: Backend) {
     assert!(resp.headers().get("x-request-id").is_some(), "every response carries its request id");
 }
 
-both_backends!(status_answers_with_crl_semantics, bad_status_queries, health_docs_and_unknown_routes);
+/// Plain single queries skip the router; written any other way they take it.
+/// Both ways must answer alike, count under the same route, and refuse alike.
+async fn single_queries_answer_alike_whichever_way_they_take(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let holder = app.card_holder(0);
+    app.suspend("k", &TestApp::report(holder, "card")).await;
+    let without_as_of = |mut body: serde_json::Value| {
+        body.as_object_mut().unwrap().remove("as_of").expect("every answer carries as_of");
+        body
+    };
+    let mut asked = 0;
+    for certificate in [&holder.card[0], &app.card_holder(1).card[0]] {
+        let (issuer, serial) = (certificate.issuer.to_string(), certificate.serial.as_str().to_owned());
+        let plain = format!("/v1/status/{issuer}/{serial}");
+        // Percent-encoded letters read the same once decoded, and are not the plain form.
+        let encoded =
+            format!("/v1/status/{}/%{:02X}{}", issuer.replace('-', "%2D"), serial.as_bytes()[0], &serial[1..]);
+        let (plain_status, plain_body) = app.get(&plain, &app.validator).await;
+        let (encoded_status, encoded_body) = app.get(&encoded, &app.validator).await;
+        assert_eq!(plain_status, StatusCode::OK, "{plain_body}");
+        assert_eq!(encoded_status, plain_status, "{encoded}");
+        assert_eq!(without_as_of(encoded_body), without_as_of(plain_body), "{plain} and {encoded}");
+        for token in ["", app.clerk.as_str()] {
+            assert_eq!(app.get(&plain, token).await.0, app.get(&encoded, token).await.0, "{plain} as {token:?}");
+        }
+        asked += 2;
+    }
+    let (status, body) = app.get("/v1/status/jpki-auth/00ff/", &app.validator).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "a trailing slash is no route"
+    );
+    let posted = app.client.post(format!("{}/v1/status/jpki-auth/00ff", app.base)).send().await.unwrap();
+    let (status, body) = TestApp::read(posted).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+    let head = app.client.head(format!("{}/v1/status/jpki-auth/00ff", app.base)).bearer_auth(&app.validator);
+    assert_eq!(head.send().await.unwrap().status(), StatusCode::OK, "HEAD is answered as GET is");
+
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let counted = format!(
+        r#"hotline_http_requests_total{{method="GET",route="/v1/status/{{issuer}}/{{serial}}",status="200"}} {asked}"#
+    );
+    assert!(metrics.contains(&counted), "missing {counted} in:\n{metrics}");
+}
+
+both_backends!(
+    status_answers_with_crl_semantics,
+    bad_status_queries,
+    single_queries_answer_alike_whichever_way_they_take,
+    health_docs_and_unknown_routes
+);

@@ -9,6 +9,7 @@ mod answer;
 mod auth;
 mod body;
 pub mod clock;
+mod dispatch;
 mod fields;
 pub mod json_text;
 pub mod metrics;
@@ -38,6 +39,7 @@ use tower::ServiceBuilder;
 
 pub use body::MAX_BODY_BYTES;
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use dispatch::Api;
 use metrics::Metrics;
 use problem::Problem;
 use request_layer::RequestLayer;
@@ -87,18 +89,29 @@ const BATCH_BODY_BYTES: usize = 128 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The whole API, the on-call routes included.
-pub fn app(state: AppState) -> Router {
-    finish(api_routes().merge(health_routes()).merge(on_call_routes()), state)
+pub fn app(state: AppState) -> Api {
+    with_status_queries(api_routes().merge(health_routes()).merge(on_call_routes()), state)
 }
 
 /// The API without the on-call routes, when those are served on their own address.
-pub fn api_app(state: AppState) -> Router {
-    finish(api_routes().merge(health_routes()), state)
+pub fn api_app(state: AppState) -> Api {
+    with_status_queries(api_routes().merge(health_routes()), state)
 }
 
 /// The on-call routes alone (`/metrics`, `/ops`, `/ops/summary`, health), for an admin address.
 pub fn on_call_app(state: AppState) -> Router {
-    finish(on_call_routes().merge(health_routes()), state)
+    finish(on_call_routes().merge(health_routes()), every_request(&state), state)
+}
+
+/// The routes, with single status queries taken before the router (`dispatch`).
+fn with_status_queries(routes: Router<AppState>, state: AppState) -> Api {
+    let every_request = every_request(&state);
+    let router = finish(routes, every_request.clone(), state.clone());
+    Api::with_status_queries(router, state, &every_request)
+}
+
+fn every_request(state: &AppState) -> RequestLayer {
+    RequestLayer { metrics: state.metrics.clone(), timeout: REQUEST_TIMEOUT }
 }
 
 fn api_routes() -> Router<AppState> {
@@ -106,7 +119,7 @@ fn api_routes() -> Router<AppState> {
         .route("/v1/suspensions", post(routes::suspensions::create))
         .route("/v1/suspensions/{id}", get(routes::suspensions::get))
         .route("/v1/suspensions/{id}/release", post(routes::suspensions::release))
-        .route("/v1/status/{issuer}/{serial}", get(routes::status::get))
+        .route(routes::status::SINGLE, get(routes::status::get))
         .route("/v1/status", post(routes::status::batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES)))
         .route("/v1/rules/now", get(routes::rules::now))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -127,8 +140,7 @@ fn on_call_routes() -> Router<AppState> {
 
 /// Fallbacks, then around every route (the fallbacks included) its request
 /// id, span, deadline and metrics, and the body limit.
-fn finish(routes: Router<AppState>, state: AppState) -> Router {
-    let every_request = RequestLayer { metrics: state.metrics.clone(), timeout: REQUEST_TIMEOUT };
+fn finish(routes: Router<AppState>, every_request: RequestLayer, state: AppState) -> Router {
     routes
         .fallback(|| async { Problem::not_found("not_found", "No such route") })
         .method_not_allowed_fallback(|| async {

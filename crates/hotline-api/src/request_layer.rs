@@ -41,7 +41,15 @@ impl<S> Layer<S> for RequestLayer {
     type Service = EveryRequest<S>;
 
     fn layer(&self, inner: S) -> EveryRequest<S> {
-        EveryRequest { inner, layer: self.clone() }
+        EveryRequest { inner, layer: self.clone(), route: None }
+    }
+}
+
+impl RequestLayer {
+    /// Wraps a service that serves one route, called without the router:
+    /// its requests are labelled with `route` instead of a matched path.
+    pub fn for_route<S>(&self, route: &str, inner: S) -> EveryRequest<S> {
+        EveryRequest { inner, layer: self.clone(), route: Some(interned(route)) }
     }
 }
 
@@ -49,6 +57,8 @@ impl<S> Layer<S> for RequestLayer {
 pub struct EveryRequest<S> {
     inner: S,
     layer: RequestLayer,
+    /// The route this service serves, when it is not called by the router.
+    route: Option<&'static str>,
 }
 
 impl<S> Service<Request> for EveryRequest<S>
@@ -68,7 +78,9 @@ where
         let request_id = request.headers().get(X_REQUEST_ID).cloned().unwrap_or_else(new_request_id);
         let route = RouteLabels {
             method: method_label(request.method()),
-            route: request.extensions().get::<MatchedPath>().map_or("unmatched", |p| interned(p.as_str())),
+            route: self.route.unwrap_or_else(|| {
+                request.extensions().get::<MatchedPath>().map_or("unmatched", |p| interned(p.as_str()))
+            }),
         };
         let span = request_span(&request, &route, request_id.to_str().unwrap_or("-"));
         // Calling a route only builds its future (extractors and handler run

@@ -21,15 +21,29 @@
 //! thread lives; one left behind when it stops fails its next health check and
 //! the pool replaces it.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-use axum::Router;
+use axum::ServiceExt as _;
+use axum::extract::Request;
+use axum::response::Response;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::{AppState, api_app, app, on_call_app, ops};
+
+/// What the serving threads serve: [`Api`](crate::Api), or in tests a bare router.
+trait ApiService:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+}
+
+impl<S> ApiService for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+}
 
 /// A connection accepted for a serving thread, not yet bound to its runtime.
 type Handed = (std::net::TcpStream, SocketAddr);
@@ -62,10 +76,10 @@ pub async fn serve(
     served
 }
 
-async fn serve_on_threads(
+async fn serve_on_threads<S: ApiService>(
     listener: TcpListener,
     threads: usize,
-    router: Router,
+    router: S,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
@@ -159,14 +173,14 @@ impl axum::serve::Listener for HandedConnections {
 }
 
 /// One serving thread: its own runtime, the connections handed to it, the shared router.
-fn serve_on_this_thread(
+fn serve_on_this_thread<S: ApiService>(
     listener: HandedConnections,
-    router: Router,
+    router: S,
     mut stopped: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        axum::serve(listener, router)
+        axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(async move {
                 // An error means the sender is gone: stop as well.
                 let _ = stopped.wait_for(|stop| *stop).await;
@@ -180,6 +194,7 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

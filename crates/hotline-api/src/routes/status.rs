@@ -71,11 +71,21 @@ pub async fn get(
     _caller: Authorized<Validators>,
     PathParams((issuer, serial)): PathParams<(String, String)>,
 ) -> Result<JsonText, Problem> {
-    let issuer = IssuerId::parse(&issuer).ok().filter(|i| state.status.knows_issuer(i)).ok_or_else(issuer_not_found)?;
+    single(&state, &issuer, &serial).await
+}
+
+/// The route of a single status query; [`crate::dispatch`] serves its plain
+/// form without the router.
+pub const SINGLE: &str = "/v1/status/{issuer}/{serial}";
+
+/// A single status query, once the caller is known to be a validator and the
+/// path parameters are read.
+pub async fn single(state: &AppState, issuer: &str, serial: &str) -> Result<JsonText, Problem> {
+    let issuer = IssuerId::parse(issuer).ok().filter(|i| state.status.knows_issuer(i)).ok_or_else(issuer_not_found)?;
     let serial =
-        Serial::parse(&serial).map_err(|e| Problem::validation(vec![FieldError::new("serial", e.to_string())]))?;
+        Serial::parse(serial).map_err(|e| Problem::validation(vec![FieldError::new("serial", e.to_string())]))?;
     let keys = [(issuer, serial)];
-    let mut answers = answer(&state, &keys).await?;
+    let mut answers = answer(state, &keys).await?;
     let [(issuer, serial)] = keys;
     let known = answers.statuses.pop().flatten();
     Ok(JsonText(StatusAnswer::new(out(&issuer, &serial, known), tokyo_rfc3339(answers.as_of)).to_json().into_bytes()))
