@@ -372,6 +372,7 @@ async fn open_loop(
         bail!("{failed} requests failed during the open-loop run");
     }
     if let Some(dir) = &args.timeline {
+        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
         write_timeline(&dir.join(format!("{name}.csv")), &samples)?;
     }
     let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
