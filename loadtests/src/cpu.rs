@@ -1,16 +1,19 @@
-//! CPU time of the processes in a run, from `/proc`: how much of the
-//! machine's two cores the server measured, its ceiling and the load
-//! generator each used per request.
+//! CPU time and major page faults of the processes in a run, from `/proc`:
+//! how much of the machine's two cores the server measured, its ceiling and
+//! the load generator each used per request, and whether any of them had to
+//! read pages back from disk meanwhile.
 
 use std::time::Duration;
 
 use anyhow::Context;
 
-/// CPU time a set of processes used, user and system apart.
+/// CPU time a set of processes used, user and system apart, and their major
+/// page faults (pages read back from disk, such as code the kernel dropped).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuTime {
     pub user: Duration,
     pub system: Duration,
+    pub major_faults: u64,
 }
 
 impl CpuTime {
@@ -21,9 +24,10 @@ impl CpuTime {
         for pid in pids {
             let stat =
                 std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("no process {pid}"))?;
-            let (user, system) = user_and_system_ticks(&stat).context("unexpected /proc/<pid>/stat")?;
+            let (faults, user, system) = stat_counts(&stat).context("unexpected /proc/<pid>/stat")?;
             total.user += tick * user;
             total.system += tick * system;
+            total.major_faults += faults;
         }
         Ok(total)
     }
@@ -35,14 +39,16 @@ impl CpuTime {
     }
 }
 
-/// `utime` and `stime`, fields 14 and 15 of a stat line. The name before them
-/// is in parentheses and may hold spaces, so fields are counted from its end.
-fn user_and_system_ticks(stat: &str) -> Option<(u32, u32)> {
+/// `majflt`, `utime` and `stime`, fields 12, 14 and 15 of a stat line. The
+/// name before them is in parentheses and may hold spaces, so fields are
+/// counted from its end.
+fn stat_counts(stat: &str) -> Option<(u64, u32, u32)> {
     let mut after_name = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    // After the name come field 3 (state) to field 13; utime is the 12th of them.
-    let user = after_name.nth(11)?.parse().ok()?;
+    // After the name come field 3 (state) onwards: majflt is the 10th, utime the 12th.
+    let major_faults = after_name.nth(9)?.parse().ok()?;
+    let user = after_name.nth(1)?.parse().ok()?;
     let system = after_name.next()?.parse().ok()?;
-    Some((user, system))
+    Some((major_faults, user, system))
 }
 
 /// The processes a process started (nginx's master: its workers).
@@ -57,10 +63,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_user_and_system_time_even_past_a_name_with_spaces() {
-        let stat = "4242 (hotline http 0) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 205 0 0 20 0 5 0 1000 0 0";
-        assert_eq!(user_and_system_ticks(stat), Some((731, 205)));
-        assert_eq!(user_and_system_ticks("4242 (cut short) S 1"), None);
+    fn reads_faults_and_cpu_time_even_past_a_name_with_spaces() {
+        let stat = "4242 (hotline http 0) S 1 4242 4242 0 -1 4194560 100 0 17 0 731 205 0 0 20 0 5 0 1000 0 0";
+        assert_eq!(stat_counts(stat), Some((17, 731, 205)));
+        assert_eq!(stat_counts("4242 (cut short) S 1"), None);
     }
 
     #[test]

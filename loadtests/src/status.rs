@@ -307,11 +307,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let (su, ss) = run.server_cpu;
         let (cu, cs) = run.client_cpu;
         println!(
-            "  {name}: {} / {}; server {:.1} µs ({su:.1} + {ss:.1}), client {:.1} µs ({cu:.1} + {cs:.1})",
+            "  {name}: {} / {}; server {:.1} µs ({su:.1} + {ss:.1}), client {:.1} µs ({cu:.1} + {cs:.1}); \
+             server major page faults: {}",
             ms(run.p50),
             ms(run.p99),
             su + ss,
-            cu + cs
+            cu + cs,
+            run.server_major_faults
         );
     }
     println!("answers by source: {sources:?}");
@@ -347,6 +349,8 @@ struct OpenLoopRun {
     answered: usize,
     server_cpu: (f64, f64),
     client_cpu: (f64, f64),
+    /// Pages the server read back from disk during the run.
+    server_major_faults: u64,
 }
 
 /// Open-loop load at `rate` on the client's own threads, against the server
@@ -383,5 +387,6 @@ async fn open_loop(
         answered: latencies.len(),
         server_cpu: server_after.per_request_since(server_before, latencies.len()),
         client_cpu: client_after.per_request_since(client_before, latencies.len()),
+        server_major_faults: server_after.major_faults - server_before.major_faults,
     })
 }
