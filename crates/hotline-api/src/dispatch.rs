@@ -33,18 +33,13 @@ use crate::routes;
 #[derive(Clone)]
 pub struct Api {
     router: Router,
-    status: Option<EveryRequest<StatusQueries>>,
+    status: EveryRequest<StatusQueries>,
 }
 
 impl Api {
-    /// The router alone, for routes that include no status queries.
-    pub fn router(router: Router) -> Self {
-        Self { router, status: None }
-    }
-
     /// The router, with single status queries served beside it.
     pub fn with_status_queries(router: Router, state: AppState, every_request: &RequestLayer) -> Self {
-        Self { router, status: Some(every_request.for_route(routes::status::SINGLE, StatusQueries { state })) }
+        Self { router, status: every_request.for_route(routes::status::SINGLE, StatusQueries { state }) }
     }
 }
 
@@ -59,11 +54,10 @@ impl Service<Request> for Api {
     }
 
     fn call(&mut self, request: Request) -> Answer {
-        match &mut self.status {
-            Some(status) if request.method() == Method::GET && plain_status_query(request.uri().path()).is_some() => {
-                Answer::Shortcut { future: status.call(request) }
-            }
-            _ => Answer::Routed { future: self.router.call(request) },
+        if request.method() == Method::GET && plain_status_query(request.uri().path()).is_some() {
+            Answer::Shortcut { future: self.status.call(request) }
+        } else {
+            Answer::Routed { future: self.router.call(request) }
         }
     }
 }
