@@ -3,6 +3,7 @@
 //! (invariant 3): a certificate is good only if a complete source says so.
 
 use foldhash::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -62,13 +63,56 @@ pub struct StatusService {
     store: Store,
     issuers: HashSet<String>,
     settings: StatusSettings,
+    near_passing: Passing,
+    cache_passing: Passing,
+}
+
+/// Whether a cache tier is past its freshness bound, so that the moment it
+/// passes the bound, and the moment it is back, are each logged once: the
+/// metrics show how many answers fell back, the log shows when and how stale.
+#[derive(Default)]
+struct Passing(AtomicBool);
+
+impl Passing {
+    /// Notes a stale answer; true (and logged) if the tier was fresh until now.
+    fn stale(&self, source: &str, age: Duration, bound: Duration) -> bool {
+        let passed = !self.0.swap(true, Ordering::Relaxed);
+        if passed {
+            tracing::warn!(
+                source,
+                age_ms = age.as_millis() as u64,
+                bound_ms = bound.as_millis() as u64,
+                "a cache tier is past its freshness bound; its answers come from the next source"
+            );
+        }
+        passed
+    }
+
+    /// Notes a fresh answer; true (and logged) if the tier was stale until now.
+    fn fresh(&self, source: &str) -> bool {
+        // One load per answer while fresh; the swap only on the way back.
+        let back = self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Relaxed);
+        if back {
+            tracing::info!(source, "a cache tier is within its freshness bound again");
+        }
+        back
+    }
 }
 
 impl StatusService {
     pub fn new(store: Store, cache: RevocationCache, issuers: Vec<IssuerId>, settings: StatusSettings) -> Self {
         let sync = CacheSync::new(store.clone(), cache.clone());
         let issuers = issuers.iter().map(|i| i.as_str().to_owned()).collect();
-        Self { cache, sync, near: None, store, issuers, settings }
+        Self {
+            cache,
+            sync,
+            near: None,
+            store,
+            issuers,
+            settings,
+            near_passing: Passing::default(),
+            cache_passing: Passing::default(),
+        }
     }
 
     /// Puts an in-process near-cache in front of the shared cache.
@@ -83,12 +127,12 @@ impl StatusService {
 
     pub async fn answer(&self, keys: &[(IssuerId, Serial)], metrics: &Metrics) -> Result<Answers, Unavailable> {
         let near = match &self.near {
-            Some(near) => self.ask_cache(near.cache(), "near_cache", keys).await,
+            Some(near) => self.ask_cache(near.cache(), "near_cache", &self.near_passing, keys).await,
             None => None,
         };
         let answers = match near {
             Some(answers) => Ok(answers),
-            None => match self.ask_cache(&self.cache, "cache", keys).await {
+            None => match self.ask_cache(&self.cache, "cache", &self.cache_passing, keys).await {
                 Some(answers) => Ok(answers),
                 None => self.ask_store(keys).await,
             },
@@ -108,13 +152,16 @@ impl StatusService {
         &self,
         cache: &RevocationCache,
         source: &'static str,
+        passing: &Passing,
         keys: &[(IssuerId, Serial)],
     ) -> Option<Answers> {
         let Lookup::Known { marker, entries } = cache.lookup(keys).await.ok()? else { return None };
         let age = Utc::now().signed_duration_since(marker.as_of).to_std().unwrap_or_default();
         if age > self.settings.freshness_bound {
+            passing.stale(source, age, self.settings.freshness_bound);
             return None;
         }
+        passing.fresh(source);
         let statuses = entries
             .into_iter()
             .map(|e| e.map(|e| KnownStatus { status: e.status, reason: e.reason, since: e.since }))
@@ -174,5 +221,21 @@ impl StatusService {
         {
             tracing::debug!(error = format!("{e:#}"), "could not publish a cache poke; near-caches will poll");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tier_passing_its_bound_and_coming_back_is_told_once_each_way() {
+        let (passing, second, bound) = (Passing::default(), Duration::from_secs(1), Duration::from_secs(2));
+        assert!(!passing.fresh("near_cache"), "fresh from the start: nothing to tell");
+        assert!(passing.stale("near_cache", 3 * second, bound), "the first stale answer is told");
+        assert!(!passing.stale("near_cache", 4 * second, bound), "the ones after it are not");
+        assert!(passing.fresh("near_cache"), "the first fresh answer after them is told");
+        assert!(!passing.fresh("near_cache"), "the ones after it are not");
+        assert!(passing.stale("near_cache", 3 * second, bound), "a second lapse is told again");
     }
 }
