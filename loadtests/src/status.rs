@@ -52,7 +52,7 @@ pub struct Args {
     server_env: Vec<String>,
     /// Writes each open-loop request as `due_ms,latency_us` to
     /// `status.csv` and `nginx.csv` in this directory, to see when the tail
-    /// happens, not only how long it is.
+    /// happens, not only how long it is, and the server's log to `server.log`.
     #[arg(long)]
     timeline: Option<std::path::PathBuf>,
 }
@@ -196,7 +196,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let (k, v) = kv.split_once('=').context("--server-env takes NAME=VALUE")?;
         server.env(k, v);
     }
-    let server = spawn(&mut server)?;
+    // With --timeline the server's log goes beside the timelines, to line up what it said with when.
+    let server = match &args.timeline {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+            let log = std::fs::File::create(dir.join("server.log"))?;
+            server.stdout(Stdio::null()).stderr(log).kill_on_drop(true).spawn()?
+        }
+        None => spawn(&mut server)?,
+    };
     let server_pid = server.id().context("the server exited at once")?;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
