@@ -3,7 +3,7 @@
 //! (invariant 3): a certificate is good only if a complete source says so.
 
 use foldhash::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -67,17 +67,24 @@ pub struct StatusService {
     cache_passing: Passing,
 }
 
-/// Whether a cache tier is past its freshness bound, so that the moment it
-/// passes the bound, and the moment it is back, are each logged once: the
-/// metrics show how many answers fell back, the log shows when and how stale.
+/// Whether a cache tier is past its freshness bound, so that each lapse, and
+/// the tier's return, are logged once: the metrics count the answers that fell
+/// back, the log says when and how stale. A tier behind one that answers is
+/// not asked, so it may recover and lapse again unseen: a lapse is told by the
+/// marker it stopped at, not by the last answer having been fresh.
 #[derive(Default)]
-struct Passing(AtomicBool);
+struct Passing {
+    stale: AtomicBool,
+    /// The `as_of` (ms) of the marker of the last lapse told.
+    told_as_of: AtomicI64,
+}
 
 impl Passing {
-    /// Notes a stale answer; true (and logged) if the tier was fresh until now.
-    fn stale(&self, source: &str, age: Duration, bound: Duration) -> bool {
-        let passed = !self.0.swap(true, Ordering::Relaxed);
-        if passed {
+    /// Notes a stale answer; true (and logged) if this lapse was not told yet.
+    fn stale(&self, source: &str, as_of: DateTime<Utc>, age: Duration, bound: Duration) -> bool {
+        self.stale.store(true, Ordering::Relaxed);
+        let new_lapse = self.told_as_of.swap(as_of.timestamp_millis(), Ordering::Relaxed) != as_of.timestamp_millis();
+        if new_lapse {
             tracing::warn!(
                 source,
                 age_ms = age.as_millis() as u64,
@@ -85,13 +92,13 @@ impl Passing {
                 "a cache tier is past its freshness bound; its answers come from the next source"
             );
         }
-        passed
+        new_lapse
     }
 
     /// Notes a fresh answer; true (and logged) if the tier was stale until now.
     fn fresh(&self, source: &str) -> bool {
         // One load per answer while fresh; the swap only on the way back.
-        let back = self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Relaxed);
+        let back = self.stale.load(Ordering::Relaxed) && self.stale.swap(false, Ordering::Relaxed);
         if back {
             tracing::info!(source, "a cache tier is within its freshness bound again");
         }
@@ -158,7 +165,7 @@ impl StatusService {
         let Lookup::Known { marker, entries } = cache.lookup(keys).await.ok()? else { return None };
         let age = Utc::now().signed_duration_since(marker.as_of).to_std().unwrap_or_default();
         if age > self.settings.freshness_bound {
-            passing.stale(source, age, self.settings.freshness_bound);
+            passing.stale(source, marker.as_of, age, self.settings.freshness_bound);
             return None;
         }
         passing.fresh(source);
@@ -229,13 +236,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tier_passing_its_bound_and_coming_back_is_told_once_each_way() {
-        let (passing, second, bound) = (Passing::default(), Duration::from_secs(1), Duration::from_secs(2));
-        assert!(!passing.fresh("near_cache"), "fresh from the start: nothing to tell");
-        assert!(passing.stale("near_cache", 3 * second, bound), "the first stale answer is told");
-        assert!(!passing.stale("near_cache", 4 * second, bound), "the ones after it are not");
-        assert!(passing.fresh("near_cache"), "the first fresh answer after them is told");
-        assert!(!passing.fresh("near_cache"), "the ones after it are not");
-        assert!(passing.stale("near_cache", 3 * second, bound), "a second lapse is told again");
+    fn each_lapse_of_a_tier_and_its_return_are_told_once() {
+        let passing = Passing::default();
+        let (bound, age) = (Duration::from_secs(2), Duration::from_secs(3));
+        let marker = |ms| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+        assert!(!passing.fresh("cache"), "fresh from the start: nothing to tell");
+        assert!(passing.stale("cache", marker(1_000), age, bound), "the first stale answer is told");
+        assert!(!passing.stale("cache", marker(1_000), age, bound), "the ones after it, at the same marker, are not");
+        assert!(passing.fresh("cache"), "the first fresh answer after them is told");
+        assert!(!passing.fresh("cache"), "the ones after it are not");
+        assert!(passing.stale("cache", marker(9_000), age, bound), "a second lapse is told again");
+        assert!(
+            passing.stale("cache", marker(15_000), age, bound),
+            "a lapse at a later marker is told, though no fresh answer was seen between (the tier was not asked)"
+        );
     }
 }
