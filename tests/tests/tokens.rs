@@ -6,13 +6,15 @@
 //! TABLE`, which SQLite does not have; the cache itself does not depend on the
 //! backend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hotline_api::TokenCache;
 use hotline_core::Role;
-use hotline_store::Store;
+use hotline_store::{Store, TokenRecord};
 use hotline_testkit::{Backend, TestDb};
 use sqlx::{AnyConnection, Connection};
+use tokio::task::JoinHandle;
 
 const FRESH: Duration = Duration::from_millis(50);
 
@@ -57,41 +59,49 @@ async fn revoke_and_unlock(mut conn: AnyConnection) {
     conn.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn while_one_request_rereads_a_token_the_others_go_on_with_the_remembered_one() {
+/// A remembered token past its freshness, one request re-reading it and held
+/// inside the database by the returned lock.
+struct Rereading {
+    db: TestDb,
+    store: Store,
+    secret: String,
+    cache: Arc<TokenCache>,
+    lock: AnyConnection,
+    reread: JoinHandle<Option<Arc<TokenRecord>>>,
+}
+
+async fn rereading() -> Rereading {
     let (db, store, secret, cache) = remembered().await;
-    let cache = std::sync::Arc::new(cache);
+    let cache = Arc::new(cache);
     tokio::time::sleep(FRESH * 2).await;
     let lock = lock_tokens(&db).await;
-    let rereading = tokio::spawn({
+    let reread = tokio::spawn({
         let (cache, store, secret) = (cache.clone(), store.clone(), secret.clone());
         async move { cache.find(&store, &secret).await.unwrap() }
     });
     until_a_read_waits(&store).await;
+    Rereading { db, store, secret, cache, lock, reread }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_one_request_rereads_a_token_the_others_go_on_with_the_remembered_one() {
+    let Rereading { db: _db, store, secret, cache, lock, reread } = rereading().await;
     // Without the one re-read, this request would wait behind the lock as well.
     let meanwhile = tokio::time::timeout(Duration::from_secs(5), cache.find(&store, &secret))
         .await
         .expect("a second request waited for the re-read instead of using the remembered token");
     assert!(meanwhile.unwrap().is_some(), "the remembered token stands while it is re-read");
     revoke_and_unlock(lock).await;
-    assert!(rereading.await.unwrap().is_none(), "the re-read sees the revocation");
+    assert!(reread.await.unwrap().is_none(), "the re-read sees the revocation");
     assert!(cache.find(&store, &secret).await.unwrap().is_none(), "after the re-read, the token is refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_abandoned_reread_leaves_the_next_request_to_reread() {
-    let (db, store, secret, cache) = remembered().await;
-    let cache = std::sync::Arc::new(cache);
-    tokio::time::sleep(FRESH * 2).await;
-    let lock = lock_tokens(&db).await;
-    let abandoned = tokio::spawn({
-        let (cache, store, secret) = (cache.clone(), store.clone(), secret.clone());
-        async move { cache.find(&store, &secret).await.unwrap() }
-    });
-    until_a_read_waits(&store).await;
+    let Rereading { db: _db, store, secret, cache, lock, reread } = rereading().await;
     // The request's deadline passes, or its client goes away, while it re-reads.
-    abandoned.abort();
-    assert!(abandoned.await.unwrap_err().is_cancelled());
+    reread.abort();
+    assert!(reread.await.unwrap_err().is_cancelled());
     revoke_and_unlock(lock).await;
     assert!(
         cache.find(&store, &secret).await.unwrap().is_none(),
