@@ -89,7 +89,11 @@ async fn wrk(url: &str, script: Option<&str>, seconds: u32, connections: u32) ->
 }
 
 fn spawn(cmd: &mut Command) -> anyhow::Result<Child> {
-    Ok(cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?)
+    spawn_logging_to(cmd, Stdio::null())
+}
+
+fn spawn_logging_to(cmd: &mut Command, log: Stdio) -> anyhow::Result<Child> {
+    Ok(cmd.stdout(Stdio::null()).stderr(log).kill_on_drop(true).spawn()?)
 }
 
 /// nginx serving a static 200; stopped when dropped.
@@ -197,14 +201,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         server.env(k, v);
     }
     // With --timeline the server's log goes beside the timelines, to line up what it said with when.
-    let server = match &args.timeline {
+    let log = match &args.timeline {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-            let log = std::fs::File::create(dir.join("server.log"))?;
-            server.stdout(Stdio::null()).stderr(log).kill_on_drop(true).spawn()?
+            Stdio::from(std::fs::File::create(dir.join("server.log"))?)
         }
-        None => spawn(&mut server)?,
+        None => Stdio::null(),
     };
+    let server = spawn_logging_to(&mut server, log)?;
     let server_pid = server.id().context("the server exited at once")?;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -383,8 +387,8 @@ async fn open_loop(
     if failed > 0 {
         bail!("{failed} requests failed during the open-loop run");
     }
+    // The directory was made when the server started.
     if let Some(dir) = &args.timeline {
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
         write_timeline(&dir.join(format!("{name}.csv")), &samples)?;
     }
     let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();

@@ -3,7 +3,7 @@
 //! (invariant 3): a certificate is good only if a complete source says so.
 
 use foldhash::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -74,16 +74,15 @@ pub struct StatusService {
 /// marker it stopped at, not by the last answer having been fresh.
 #[derive(Default)]
 struct Passing {
-    stale: AtomicBool,
-    /// The `as_of` (ms) of the marker of the last lapse told.
+    /// The `as_of` (ms) of the marker of the lapse told last; 0 while the tier is fresh.
     told_as_of: AtomicI64,
 }
 
 impl Passing {
     /// Notes a stale answer; true (and logged) if this lapse was not told yet.
     fn stale(&self, source: &str, as_of: DateTime<Utc>, age: Duration, bound: Duration) -> bool {
-        self.stale.store(true, Ordering::Relaxed);
-        let new_lapse = self.told_as_of.swap(as_of.timestamp_millis(), Ordering::Relaxed) != as_of.timestamp_millis();
+        let as_of = as_of.timestamp_millis();
+        let new_lapse = self.told_as_of.swap(as_of, Ordering::Relaxed) != as_of;
         if new_lapse {
             tracing::warn!(
                 source,
@@ -98,7 +97,7 @@ impl Passing {
     /// Notes a fresh answer; true (and logged) if the tier was stale until now.
     fn fresh(&self, source: &str) -> bool {
         // One load per answer while fresh; the swap only on the way back.
-        let back = self.stale.load(Ordering::Relaxed) && self.stale.swap(false, Ordering::Relaxed);
+        let back = self.told_as_of.load(Ordering::Relaxed) != 0 && self.told_as_of.swap(0, Ordering::Relaxed) != 0;
         if back {
             tracing::info!(source, "a cache tier is within its freshness bound again");
         }
