@@ -245,8 +245,8 @@ async fn ca_ceiling(url: &str, requests: usize, concurrency: usize) -> anyhow::R
                     event_id: format!("ceiling-{i}"),
                     issuer: "jpki-auth".into(),
                     serial: format!("{:016x}", 0x7f00_0000_0000_0000_u64 + i as u64),
-                    action: hotline_ca::Action::Hold,
-                    reason: hotline_ca::Reason::CertificateHold,
+                    action: hotline_core::CaAction::Hold,
+                    reason: hotline_core::RevocationReason::CertificateHold,
                 };
                 let _ = client.send(&request).await;
             }

@@ -342,7 +342,7 @@ async fn a_certificates_changes_reach_the_ca_in_order() {
         .claim_outbox("probe", chrono::Utc::now(), chrono::Utc::now() + chrono::Duration::seconds(1), 100)
         .await
         .unwrap();
-    let actions: Vec<&str> = claimed.iter().map(|e| e.action.as_str()).collect();
+    let actions: Vec<&str> = claimed.events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, vec!["hold", "hold"], "only the first event of each certificate");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     drain(&worker, &registry.store, Duration::from_secs(30)).await;
@@ -480,8 +480,8 @@ async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signat
         event_id: "not-from-the-registry".into(),
         issuer: "jpki-auth".into(),
         serial: "7f00000000000001".into(),
-        action: hotline_ca::Action::Hold,
-        reason: hotline_ca::Reason::CertificateHold,
+        action: hotline_core::CaAction::Hold,
+        reason: hotline_core::RevocationReason::CertificateHold,
     };
     ca.client().send(&stranger).await.unwrap();
     let strange = worker.reconcile("jpki-auth").await.unwrap();

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use hotline_ca::Reason;
+use hotline_core::RevocationReason;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer, KeyIdMethod, KeyPair,
-    KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    KeyUsagePurpose, RevocationReason as CrlReason, RevokedCertParams, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -26,7 +26,7 @@ pub struct Authority {
 pub struct Revoked<'a> {
     pub serial: &'a [u8],
     pub since: OffsetDateTime,
-    pub reason: Reason,
+    pub reason: RevocationReason,
 }
 
 impl Authority {
@@ -90,15 +90,17 @@ fn create(name: &str) -> anyhow::Result<(String, String)> {
     Ok((key.serialize_pem(), cert.pem()))
 }
 
-fn rcgen_reason(reason: Reason) -> RevocationReason {
+fn rcgen_reason(reason: RevocationReason) -> CrlReason {
     match reason {
-        Reason::Unspecified => RevocationReason::Unspecified,
-        Reason::KeyCompromise => RevocationReason::KeyCompromise,
-        Reason::AffiliationChanged => RevocationReason::AffiliationChanged,
-        Reason::Superseded => RevocationReason::Superseded,
-        Reason::CessationOfOperation => RevocationReason::CessationOfOperation,
-        Reason::CertificateHold => RevocationReason::CertificateHold,
-        Reason::RemoveFromCrl => RevocationReason::RemoveFromCrl,
-        Reason::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+        RevocationReason::Unspecified => CrlReason::Unspecified,
+        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+        RevocationReason::CaCompromise => CrlReason::CaCompromise,
+        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+        RevocationReason::Superseded => CrlReason::Superseded,
+        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+        RevocationReason::CertificateHold => CrlReason::CertificateHold,
+        RevocationReason::RemoveFromCrl => CrlReason::RemoveFromCrl,
+        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise => CrlReason::AaCompromise,
     }
 }

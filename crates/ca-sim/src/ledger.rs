@@ -10,21 +10,22 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use hotline_ca::{Action, CaProblem, CaStats, EntryState, Reason, RevocationAnswer, RevocationRequest};
+use hotline_ca::{CaProblem, CaStats, EntryState, RevocationAnswer, RevocationRequest};
+use hotline_core::{CaAction, RevocationReason};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// A certificate on a CRL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
-    pub reason: Reason,
+    pub reason: RevocationReason,
     /// Unix seconds at which the CA applied it.
     pub since: i64,
 }
 
 impl Entry {
     fn state(&self) -> EntryState {
-        if self.reason == Reason::CertificateHold { EntryState::Held } else { EntryState::Revoked }
+        if self.reason == RevocationReason::CertificateHold { EntryState::Held } else { EntryState::Revoked }
     }
 }
 
@@ -156,28 +157,28 @@ impl Ledger {
         if request.event_id.is_empty() || request.event_id.len() > 128 {
             return Err(refuse(422, "invalid_event_id", "event_id must be 1 to 128 characters".to_owned()));
         }
-        if !request.reason.fits(request.action) {
+        if !request.action.fits(request.reason) {
             return Err(refuse(
                 422,
                 "reason_mismatch",
-                format!("reason {:?} does not go with action {}", request.reason, request.action.as_str()),
+                format!("reason {} does not go with action {}", request.reason, request.action),
             ));
         }
         let current = entries.get(&serial).map(Entry::state).unwrap_or(EntryState::Absent);
         match (request.action, current) {
-            (_, EntryState::Revoked) if request.action != Action::Revoke => Err(refuse(
+            (_, EntryState::Revoked) if request.action != CaAction::Revoke => Err(refuse(
                 409,
                 "already_revoked",
                 format!("{} {} is revoked for good; nothing can change it", request.issuer, request.serial),
             )),
-            (Action::Release, EntryState::Absent) => Err(refuse(
+            (CaAction::Release, EntryState::Absent) => Err(refuse(
                 409,
                 "not_on_hold",
                 format!("{} {} is not on hold, so it cannot be released", request.issuer, request.serial),
             )),
-            (Action::Hold, _) => Ok(EntryState::Held),
-            (Action::Release, _) => Ok(EntryState::Absent),
-            (Action::Revoke, _) => Ok(EntryState::Revoked),
+            (CaAction::Hold, _) => Ok(EntryState::Held),
+            (CaAction::Release, _) => Ok(EntryState::Absent),
+            (CaAction::Revoke, _) => Ok(EntryState::Revoked),
         }
     }
 

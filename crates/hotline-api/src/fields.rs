@@ -6,22 +6,69 @@ use serde_json::{Map, Value};
 
 use crate::problem::FieldError;
 
-/// Reads the fields of one object; errors go to a shared list.
+/// What reading one body found: every field error, and, when asked to record,
+/// the path of every field the parser knows (for the request contract test,
+/// which holds each parser to its OpenAPI schema).
+#[derive(Debug, Default)]
+pub struct Reading {
+    pub errors: Vec<FieldError>,
+    known: Option<Vec<String>>,
+}
+
+impl Reading {
+    /// A reading that also records the paths of the fields the parser knows.
+    #[cfg(test)]
+    pub fn recording() -> Self {
+        Self { errors: Vec::new(), known: Some(Vec::new()) }
+    }
+
+    /// The recorded paths, array indexes written `[]` (`certificates[].serial`).
+    #[cfg(test)]
+    pub fn known_paths(&self) -> std::collections::BTreeSet<String> {
+        let unindexed = |path: &String| {
+            let mut out = String::with_capacity(path.len());
+            let mut in_index = false;
+            for c in path.chars() {
+                match c {
+                    '[' => {
+                        in_index = true;
+                        out.push_str("[]");
+                    }
+                    ']' => in_index = false,
+                    c if !in_index => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        };
+        self.known.iter().flatten().map(unindexed).collect()
+    }
+
+    pub fn push(&mut self, error: FieldError) {
+        self.errors.push(error);
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Reads the fields of one object; errors go to a shared reading.
 pub struct Fields<'v, 'e> {
     object: &'v Map<String, Value>,
     prefix: String,
     known: Vec<&'static str>,
-    errors: &'e mut Vec<FieldError>,
+    reading: &'e mut Reading,
 }
 
 impl<'v, 'e> Fields<'v, 'e> {
     /// Reads `value` as an object; a non-object is one error for the whole path.
-    pub fn of(value: &'v Value, prefix: &str, errors: &'e mut Vec<FieldError>) -> Option<Self> {
+    pub fn of(value: &'v Value, prefix: &str, reading: &'e mut Reading) -> Option<Self> {
         match value.as_object() {
-            Some(object) => Some(Self { object, prefix: prefix.to_owned(), known: Vec::new(), errors }),
+            Some(object) => Some(Self { object, prefix: prefix.to_owned(), known: Vec::new(), reading }),
             None => {
                 let name = if prefix.is_empty() { "(body)" } else { prefix };
-                errors.push(FieldError::new(name, "must be a JSON object"));
+                reading.push(FieldError::new(name, "must be a JSON object"));
                 None
             }
         }
@@ -33,12 +80,16 @@ impl<'v, 'e> Fields<'v, 'e> {
 
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         let path = self.path(name);
-        self.errors.push(FieldError::new(path, message));
+        self.reading.push(FieldError::new(path, message));
     }
 
     /// The raw value of a field, marking it known.
     pub fn raw(&mut self, name: &'static str) -> Option<&'v Value> {
         self.known.push(name);
+        if self.reading.known.is_some() {
+            let path = self.path(name);
+            self.reading.known.get_or_insert_default().push(path);
+        }
         self.object.get(name).filter(|v| !v.is_null())
     }
 
@@ -95,7 +146,7 @@ impl<'v, 'e> Fields<'v, 'e> {
             return None;
         };
         let path = self.path(name);
-        let nested = Fields::of(value, &path, self.errors)?;
+        let nested = Fields::of(value, &path, self.reading)?;
         read(nested)
     }
 
@@ -106,7 +157,7 @@ impl<'v, 'e> Fields<'v, 'e> {
         for key in unknown {
             let name: String = key.chars().take(64).collect();
             let path = if self.prefix.is_empty() { name } else { format!("{}.{name}", self.prefix) };
-            self.errors.push(FieldError::new(path, "is not a known field"));
+            self.reading.push(FieldError::new(path, "is not a known field"));
         }
     }
 }

@@ -2,55 +2,11 @@
 //! renders it (`/docs`): no CDN, so it works on an isolated network.
 
 use axum::response::Html;
-use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::answer::JsonAnswer;
-use crate::routes;
-use crate::wire;
-
-/// The holder, identified by number and date of birth.
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-pub struct HolderIn {
-    /// 12 digits with a valid check digit. Never stored or logged in clear.
-    #[schema(example = "123456789018")]
-    pub individual_number: String,
-    #[schema(example = "1980-04-01", format = Date)]
-    pub date_of_birth: String,
-}
-
-/// A report of a lost or stolen item. Unknown fields are refused.
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-pub struct SuspensionRequest {
-    #[schema(example = "call-2026-11-22-0042")]
-    pub call_id: String,
-    /// ja en zh ko es pt th ne id vi tl
-    #[schema(example = "en")]
-    pub language: String,
-    /// card, smartphone, notification_card or number_notice
-    #[schema(example = "card")]
-    pub item: String,
-    /// loss or theft
-    #[schema(example = "loss")]
-    pub cause: String,
-    pub holder: HolderIn,
-    /// Required when item is smartphone, refused otherwise.
-    pub device_id: Option<String>,
-    pub police_report_number: Option<String>,
-}
-
-/// A release at the counter.
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-pub struct ReleaseRequest {
-    /// The identity document the clerk checked.
-    #[schema(example = "residence card")]
-    pub verified_with: String,
-    pub note: Option<String>,
-}
+use crate::{requests, routes, wire};
 
 struct BearerAuth;
 
@@ -72,9 +28,10 @@ impl Modify for BearerAuth {
         routes::status::get, routes::status::batch, routes::rules::now, routes::health::healthz, routes::health::readyz,
     ),
     components(schemas(
-        SuspensionRequest, HolderIn, ReleaseRequest, wire::SuspensionReceipt, wire::SuspensionDetail,
-        wire::CertificateOut, wire::RulesOut, wire::CertificateStatusOut, wire::RulesNow,
-        wire::StatusAnswer, wire::BatchStatusQuery, wire::StatusQueryItem, wire::BatchStatusAnswer,
+        requests::SuspensionRequest, requests::HolderIn, requests::ReleaseRequest,
+        requests::BatchStatusQuery, requests::StatusQueryItem,
+        wire::SuspensionReceipt, wire::SuspensionDetail, wire::CertificateOut, wire::RulesOut,
+        wire::CertificateStatusOut, wire::RulesNow, wire::StatusAnswer, wire::BatchStatusAnswer,
     )),
     modifiers(&BearerAuth)
 )]
@@ -86,4 +43,44 @@ pub async fn openapi_json() -> JsonAnswer<utoipa::openapi::OpenApi> {
 
 pub async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema of `component.property`, through a `$ref` and the `oneOf` of an optional one.
+    fn words(doc: &serde_json::Value, component: &str, property: &str) -> Vec<String> {
+        let mut schema = &doc["components"]["schemas"][component]["properties"][property];
+        loop {
+            if let Some(reference) = schema["$ref"].as_str() {
+                schema = &doc["components"]["schemas"][reference.rsplit('/').next().unwrap_or_default()];
+            } else if let Some(one_of) = schema["oneOf"].as_array() {
+                schema = one_of.iter().find(|s| s["type"] != "null").unwrap_or(&serde_json::Value::Null);
+            } else if schema["type"] == "array" {
+                schema = &schema["items"];
+            } else {
+                break;
+            }
+        }
+        schema["enum"].as_array().into_iter().flatten().filter_map(|w| w.as_str().map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn the_document_lists_the_words_of_every_vocabulary_the_answers_carry() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let all = |list: &[&str]| list.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        let reasons: Vec<&str> = hotline_core::RevocationReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(words(&doc, "StatusAnswer", "status"), all(&["good", "suspended", "revoked"]));
+        assert_eq!(words(&doc, "StatusAnswer", "reason"), all(&reasons));
+        assert_eq!(words(&doc, "CertificateStatusOut", "reason"), all(&reasons));
+        assert_eq!(words(&doc, "SuspensionReceipt", "status"), all(&["suspended", "already_suspended"]));
+        assert_eq!(words(&doc, "SuspensionReceipt", "ca_sync"), all(&["pending", "confirmed", "failed"]));
+        assert_eq!(words(&doc, "SuspensionDetail", "status"), all(&["suspended", "released"]));
+        assert_eq!(words(&doc, "CertificateOut", "kind"), all(&["signature", "user_identification"]));
+        assert_eq!(words(&doc, "CertificateOut", "medium"), all(&["card", "smartphone"]));
+        assert_eq!(words(&doc, "RulesNow", "mode"), all(&["day", "night"]));
+        assert_eq!(words(&doc, "RulesNow", "accepted_items").len(), hotline_core::Item::ALL.len());
+        assert_eq!(words(&doc, "RulesNow", "staffed_languages").len(), hotline_core::Language::ALL.len());
+    }
 }

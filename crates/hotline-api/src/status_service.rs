@@ -8,26 +8,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hotline_cache::{CacheSync, Lookup, NearCache, RevocationCache};
-use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_core::{IssuerId, Serial, StatusRecord};
 use hotline_store::Store;
 
 use crate::metrics::Metrics;
-
-/// A listed certificate's status, from whichever source answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownStatus {
-    pub status: CertificateStatus,
-    pub reason: Option<String>,
-    pub since: DateTime<Utc>,
-}
 
 /// Answers for a set of keys, all from one source and complete as of one instant.
 #[derive(Debug, Clone)]
 pub struct Answers {
     pub as_of: DateTime<Utc>,
     pub source: &'static str,
-    /// Per key: `None` means good (not held).
-    pub statuses: Vec<Option<KnownStatus>>,
+    /// Per key: `None` means good (the registry holds nothing against it).
+    pub statuses: Vec<Option<StatusRecord>>,
 }
 
 /// Neither the cache nor the store could answer.
@@ -168,25 +160,14 @@ impl StatusService {
             return None;
         }
         passing.fresh(source);
-        let statuses = entries
-            .into_iter()
-            .map(|e| e.map(|e| KnownStatus { status: e.status, reason: e.reason, since: e.since }))
-            .collect();
-        Some(Answers { as_of: marker.as_of, source, statuses })
+        Some(Answers { as_of: marker.as_of, source, statuses: entries })
     }
 
     async fn ask_store(&self, keys: &[(IssuerId, Serial)]) -> Result<Answers, Unavailable> {
         let as_of = Utc::now();
         let found = tokio::time::timeout(self.settings.store_timeout, self.store.certificate_statuses(keys)).await;
         match found {
-            Ok(Ok(records)) => Ok(Answers {
-                as_of,
-                source: "store",
-                statuses: records
-                    .into_iter()
-                    .map(|r| r.map(|r| KnownStatus { status: r.status, reason: r.reason, since: r.since }))
-                    .collect(),
-            }),
+            Ok(Ok(statuses)) => Ok(Answers { as_of, source: "store", statuses }),
             Ok(Err(e)) => {
                 tracing::warn!(error = format!("{e:#}"), "status fallback to the store failed");
                 Err(Unavailable)

@@ -1,8 +1,14 @@
 //! The response bodies, as they go on the wire and into the OpenAPI document.
+//! Closed vocabularies are the domain's own types, so the document lists
+//! their words and a body cannot carry any other.
 
 use hotline_core::rules::tokyo_rfc3339;
+use hotline_core::{
+    CaSync, Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode, RevocationReason, StatusRecord,
+    SuspensionState,
+};
 use hotline_store::{CertificateView, SuspensionView};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::json_text::push_json_string;
@@ -14,23 +20,14 @@ pub struct CertificateOut {
     pub issuer: String,
     #[schema(example = "3f9a0c11d2e4b5a6978812aa03bc4d5e")]
     pub serial: String,
-    /// `signature` or `user_identification`.
-    pub kind: String,
-    /// `card` or `smartphone`.
-    pub medium: String,
-    /// `good`, `suspended` or `revoked`.
-    pub status: String,
+    pub kind: CertificateKind,
+    pub medium: Medium,
+    pub status: CertificateStatus,
 }
 
 impl From<&CertificateView> for CertificateOut {
     fn from(c: &CertificateView) -> Self {
-        Self {
-            issuer: c.issuer.clone(),
-            serial: c.serial.clone(),
-            kind: c.kind.as_str().to_owned(),
-            medium: c.medium.as_str().to_owned(),
-            status: c.status.as_str().to_owned(),
-        }
+        Self { issuer: c.issuer.clone(), serial: c.serial.clone(), kind: c.kind, medium: c.medium, status: c.status }
     }
 }
 
@@ -38,8 +35,17 @@ impl From<&CertificateView> for CertificateOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RulesOut {
     pub version: String,
-    /// `day` or `night`.
-    pub mode: String,
+    pub mode: Mode,
+}
+
+/// Whether a report suspended something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// A new suspension.
+    Suspended,
+    /// Everything the report covers was already held: the suspension holding it.
+    AlreadySuspended,
 }
 
 /// The answer to a suspension report: what to read to the caller.
@@ -49,31 +55,30 @@ pub struct SuspensionReceipt {
     /// The reference to read to the caller.
     #[schema(example = "K7M3-9QX2")]
     pub reference: String,
-    /// `suspended` for a new suspension, `already_suspended` when everything was already held.
-    pub status: String,
-    pub item: String,
-    pub cause: String,
+    pub status: ReceiptStatus,
+    pub item: Item,
+    pub cause: Cause,
     pub certificates: Vec<CertificateOut>,
     /// When the suspension was decided, in Tokyo time with its offset.
     #[schema(example = "2026-11-22T14:30:05+09:00")]
     pub decided_at: String,
     pub rules: RulesOut,
-    /// Delivery to the certificate authority: `pending`, `confirmed` or `failed`.
-    pub ca_sync: String,
+    /// Delivery to the certificate authority.
+    pub ca_sync: CaSync,
 }
 
 impl SuspensionReceipt {
-    pub fn new(view: &SuspensionView, status: &str) -> Self {
+    pub fn new(view: &SuspensionView, status: ReceiptStatus) -> Self {
         Self {
             id: view.id.clone(),
             reference: view.reference.clone(),
-            status: status.to_owned(),
-            item: view.item.as_str().to_owned(),
-            cause: view.cause.as_str().to_owned(),
+            status,
+            item: view.item,
+            cause: view.cause,
             certificates: view.certificates.iter().map(CertificateOut::from).collect(),
             decided_at: tokyo_rfc3339(view.decided_at),
-            rules: RulesOut { version: view.rules_version.clone(), mode: view.mode.as_str().to_owned() },
-            ca_sync: view.ca_sync.clone(),
+            rules: RulesOut { version: view.rules_version.clone(), mode: view.mode },
+            ca_sync: view.ca_sync,
         }
     }
 }
@@ -83,19 +88,18 @@ impl SuspensionReceipt {
 pub struct SuspensionDetail {
     pub id: String,
     pub reference: String,
-    /// `suspended` or `released`.
-    pub status: String,
-    pub item: String,
-    pub cause: String,
-    pub language: String,
+    pub status: SuspensionState,
+    pub item: Item,
+    pub cause: Cause,
+    pub language: Language,
     pub call_id: String,
     pub device_id: Option<String>,
     pub police_report_number: Option<String>,
     pub certificates: Vec<CertificateOut>,
     pub decided_at: String,
     pub rules: RulesOut,
-    /// Delivery to the certificate authority: `pending`, `confirmed` or `failed`.
-    pub ca_sync: String,
+    /// Delivery to the certificate authority.
+    pub ca_sync: CaSync,
     /// When delivery was confirmed or failed (Tokyo time); absent while pending.
     pub ca_sync_at: Option<String>,
     pub released_at: Option<String>,
@@ -107,17 +111,17 @@ impl From<&SuspensionView> for SuspensionDetail {
         Self {
             id: v.id.clone(),
             reference: v.reference.clone(),
-            status: v.state.as_str().to_owned(),
-            item: v.item.as_str().to_owned(),
-            cause: v.cause.as_str().to_owned(),
-            language: v.language.as_str().to_owned(),
+            status: v.state,
+            item: v.item,
+            cause: v.cause,
+            language: v.language,
             call_id: v.call_id.clone(),
             device_id: v.device_id.clone(),
             police_report_number: v.police_report_number.clone(),
             certificates: v.certificates.iter().map(CertificateOut::from).collect(),
             decided_at: tokyo_rfc3339(v.decided_at),
-            rules: RulesOut { version: v.rules_version.clone(), mode: v.mode.as_str().to_owned() },
-            ca_sync: v.ca_sync.clone(),
+            rules: RulesOut { version: v.rules_version.clone(), mode: v.mode },
+            ca_sync: v.ca_sync,
             ca_sync_at: v.ca_sync_at.map(tokyo_rfc3339),
             released_at: v.released_at.map(tokyo_rfc3339),
             verified_with: v.verified_with.clone(),
@@ -130,12 +134,25 @@ impl From<&SuspensionView> for SuspensionDetail {
 pub struct CertificateStatusOut {
     pub issuer: String,
     pub serial: String,
-    /// `good`, `suspended` or `revoked`.
-    pub status: String,
+    pub status: CertificateStatus,
     /// `certificate_hold` for a suspension, the revocation reason otherwise; null when good.
-    pub reason: Option<String>,
+    pub reason: Option<RevocationReason>,
     /// Since when the status holds; null for a serial the registry does not list.
     pub since: Option<String>,
+}
+
+impl CertificateStatusOut {
+    /// How a certificate is rendered for validators: good when the registry
+    /// holds nothing against it (no record), else its record.
+    pub fn new(issuer: &str, serial: &str, record: Option<&StatusRecord>) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            serial: serial.to_owned(),
+            status: record.map_or(CertificateStatus::Good, |r| r.status),
+            reason: record.and_then(|r| r.reason),
+            since: record.map(|r| tokyo_rfc3339(r.since)),
+        }
+    }
 }
 
 /// The answer to a single status query: a certificate's status and `as_of`.
@@ -149,10 +166,9 @@ pub struct CertificateStatusOut {
 pub struct StatusAnswer {
     pub issuer: String,
     pub serial: String,
-    /// `good`, `suspended` or `revoked`.
-    pub status: String,
+    pub status: CertificateStatus,
     /// `certificate_hold` for a suspension, the revocation reason otherwise; null when good.
-    pub reason: Option<String>,
+    pub reason: Option<RevocationReason>,
     /// Since when the status holds; null for a serial the registry does not list.
     pub since: Option<String>,
     /// Every change committed before this instant is reflected (Tokyo time).
@@ -174,8 +190,8 @@ impl StatusAnswer {
         let pairs: [(&str, Option<&str>); 6] = [
             ("{\"issuer\":", Some(issuer)),
             (",\"serial\":", Some(serial)),
-            (",\"status\":", Some(status)),
-            (",\"reason\":", reason.as_deref()),
+            (",\"status\":", Some(status.as_str())),
+            (",\"reason\":", reason.map(RevocationReason::as_str)),
             (",\"since\":", since.as_deref()),
             (",\"as_of\":", Some(as_of)),
         ];
@@ -191,22 +207,6 @@ impl StatusAnswer {
     }
 }
 
-/// One certificate in a batch status query.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct StatusQueryItem {
-    #[schema(example = "jpki-auth")]
-    pub issuer: String,
-    pub serial: String,
-}
-
-/// A batch status query: up to 1000 certificates.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct BatchStatusQuery {
-    pub certificates: Vec<StatusQueryItem>,
-}
-
 /// The answer to a batch status query, in the order asked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchStatusAnswer {
@@ -219,37 +219,32 @@ pub struct BatchStatusAnswer {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RulesNow {
     pub now: String,
-    /// `day` or `night`.
-    pub mode: String,
-    pub accepted_items: Vec<String>,
+    pub mode: Mode,
+    pub accepted_items: Vec<Item>,
     pub next_change_at: Option<String>,
     pub rules_version: String,
     /// Languages whose operators are on duty now; informational only.
-    pub staffed_languages: Vec<String>,
+    pub staffed_languages: Vec<Language>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn answer(status: &str, reason: Option<&str>, since: Option<&str>) -> StatusAnswer {
-        let certificate = CertificateStatusOut {
-            issuer: "jpki-auth".into(),
-            serial: "3f9a0c11d2e4b5a6978812aa03bc4d5e".into(),
-            status: status.into(),
-            reason: reason.map(Into::into),
-            since: since.map(Into::into),
-        };
+    fn answer(issuer: &str, record: Option<StatusRecord>) -> StatusAnswer {
+        let certificate = CertificateStatusOut::new(issuer, "3f9a0c11d2e4b5a6978812aa03bc4d5e", record.as_ref());
         StatusAnswer::new(certificate, "2026-11-24T03:12:45.123456+09:00".into())
     }
 
     #[test]
     fn a_status_answer_written_by_hand_is_the_text_serde_writes() {
-        for answer in [
-            answer("good", None, None),
-            answer("suspended", Some("certificate_hold"), Some("2026-11-24T03:00:00+09:00")),
-            answer("revoked", Some("key \"compromise\"\n"), Some("2026-11-20T10:00:00+09:00")),
-        ] {
+        let since = chrono::DateTime::from_timestamp(1_763_791_200, 0).unwrap();
+        let mut answers = vec![answer("jpki-auth", None), answer("jpki-auth", Some(StatusRecord::held(since)))];
+        answers
+            .extend(RevocationReason::ALL.iter().map(|r| answer("jpki-sign", Some(StatusRecord::revoked(*r, since)))));
+        // Text that needs escaping, where the answer echoes what was asked.
+        answers.push(answer("key \"compromise\"\n", None));
+        for answer in answers {
             assert_eq!(answer.to_json(), serde_json::to_string(&answer).unwrap());
         }
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use crate::protocol::Reason;
+use hotline_core::RevocationReason;
 
 /// Why a CRL was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,12 +97,12 @@ pub struct CrlEntry {
 }
 
 impl CrlEntry {
-    pub fn reason(&self) -> Option<Reason> {
-        self.reason_code.and_then(Reason::from_code)
+    pub fn reason(&self) -> Option<RevocationReason> {
+        self.reason_code.and_then(RevocationReason::from_code)
     }
 
     pub fn is_hold(&self) -> bool {
-        self.reason() == Some(Reason::CertificateHold)
+        self.reason() == Some(RevocationReason::CertificateHold)
     }
 }
 

@@ -9,4 +9,4 @@ mod protocol;
 
 pub use client::{CaClient, SendError};
 pub use crl::{CrlEntry, CrlError, TrustedIssuer, VerifiedCrl, canonical_serial, canonical_serial_hex};
-pub use protocol::{Action, CaProblem, CaStats, EntryState, Faults, Reason, RevocationAnswer, RevocationRequest};
+pub use protocol::{CaProblem, CaStats, EntryState, Faults, RevocationAnswer, RevocationRequest};

@@ -1,100 +1,11 @@
 //! The JSON bodies of the CA's HTTP API. ca-sim serves them and the worker's
-//! client sends them, so both sides share one definition.
+//! client sends them, so both sides share one definition; the action and its
+//! reason are the domain's own vocabularies (`hotline_core`).
 
 use std::collections::BTreeMap;
 
+use hotline_core::{CaAction, RevocationReason};
 use serde::{Deserialize, Serialize};
-
-/// What the CA is asked to do with a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Suspend: a CRL entry with reason certificateHold.
-    Hold,
-    /// Lift a hold: the entry leaves the CRL.
-    Release,
-    /// Revoke for good: the entry stays on the CRL with a permanent reason.
-    Revoke,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Hold => "hold",
-            Action::Release => "release",
-            Action::Revoke => "revoke",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "hold" => Some(Action::Hold),
-            "release" => Some(Action::Release),
-            "revoke" => Some(Action::Revoke),
-            _ => None,
-        }
-    }
-}
-
-/// RFC 5280 CRL reason codes, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    Unspecified,
-    KeyCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    CertificateHold,
-    RemoveFromCrl,
-    PrivilegeWithdrawn,
-}
-
-impl Reason {
-    /// The reason's code in a CRL entry (RFC 5280 §5.3.1).
-    pub fn code(self) -> u8 {
-        match self {
-            Reason::Unspecified => 0,
-            Reason::KeyCompromise => 1,
-            Reason::AffiliationChanged => 3,
-            Reason::Superseded => 4,
-            Reason::CessationOfOperation => 5,
-            Reason::CertificateHold => 6,
-            Reason::RemoveFromCrl => 8,
-            Reason::PrivilegeWithdrawn => 9,
-        }
-    }
-
-    pub fn from_code(code: u8) -> Option<Self> {
-        [
-            Reason::Unspecified,
-            Reason::KeyCompromise,
-            Reason::AffiliationChanged,
-            Reason::Superseded,
-            Reason::CessationOfOperation,
-            Reason::CertificateHold,
-            Reason::RemoveFromCrl,
-            Reason::PrivilegeWithdrawn,
-        ]
-        .into_iter()
-        .find(|r| r.code() == code)
-    }
-
-    /// The snake_case name, as stored in the outbox.
-    pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-    }
-
-    /// Whether the reason fits the action: a hold says certificateHold, a
-    /// release removeFromCRL, and a revocation any permanent reason.
-    pub fn fits(self, action: Action) -> bool {
-        match action {
-            Action::Hold => self == Reason::CertificateHold,
-            Action::Release => self == Reason::RemoveFromCrl,
-            Action::Revoke => !matches!(self, Reason::CertificateHold | Reason::RemoveFromCrl),
-        }
-    }
-}
 
 /// `POST /v1/revocations`. The CA applies each `event_id` at most once and
 /// answers a replay as it answered the first time.
@@ -105,8 +16,8 @@ pub struct RevocationRequest {
     pub issuer: String,
     /// Lowercase hex, as the registry holds it.
     pub serial: String,
-    pub action: Action,
-    pub reason: Reason,
+    pub action: CaAction,
+    pub reason: RevocationReason,
 }
 
 /// Where a certificate stands at the CA after a change.
@@ -127,7 +38,7 @@ pub struct RevocationAnswer {
     pub event_id: String,
     pub issuer: String,
     pub serial: String,
-    pub action: Action,
+    pub action: CaAction,
     /// The certificate's state at the CA after this event.
     pub entry: EntryState,
     /// When the CA applied the event (RFC 3339).

@@ -2,40 +2,39 @@
 //! of held certificates fits comfortably in Redis (see ARCHITECTURE.md), and
 //! which bucket a serial falls in.
 
+use anyhow::{Context, anyhow};
 use chrono::DateTime;
-use hotline_core::CertificateStatus;
+use hotline_core::{CertificateStatus, RevocationReason, StatusRecord};
 
-use crate::CachedStatus;
-
-/// RFC 5280 reason codes for the reasons the registry writes; others are kept as text.
-const REASONS: &[(&str, &str)] =
-    &[("certificate_hold", "6"), ("superseded", "4"), ("key_compromise", "1"), ("unspecified", "0")];
-
-/// `s|1763791200|6`: status letter, since (Unix seconds), reason code (or text, or empty).
-pub fn encode(status: CertificateStatus, reason: Option<&str>, since: DateTime<chrono::Utc>) -> String {
-    let letter = match status {
+/// `s|1763791200|6`: status letter, since (Unix seconds), RFC 5280 reason code (empty for none).
+pub fn encode(record: &StatusRecord) -> String {
+    let letter = match record.status {
         CertificateStatus::Suspended => "s",
         CertificateStatus::Revoked => "r",
         CertificateStatus::Good => "g",
     };
-    let reason = reason.map(|r| REASONS.iter().find(|(name, _)| *name == r).map_or(r, |(_, code)| *code)).unwrap_or("");
-    format!("{letter}|{}|{reason}", since.timestamp())
+    let reason = record.reason.map(|r| r.code().to_string()).unwrap_or_default();
+    format!("{letter}|{}|{reason}", record.since.timestamp())
 }
 
-pub fn decode(value: &str) -> Option<CachedStatus> {
+/// Reads an entry back. An entry that does not read is an error, never a
+/// guess: the lookup then fails and the next source answers (invariant 3).
+pub fn decode(value: &str) -> anyhow::Result<StatusRecord> {
+    let bad = || anyhow!("the cache holds an entry that does not read: {value:?}");
     let mut parts = value.splitn(3, '|');
-    let status = match parts.next()? {
-        "s" => CertificateStatus::Suspended,
-        "r" => CertificateStatus::Revoked,
-        "g" => CertificateStatus::Good,
-        _ => return None,
+    let status = match parts.next() {
+        Some("s") => CertificateStatus::Suspended,
+        Some("r") => CertificateStatus::Revoked,
+        Some("g") => CertificateStatus::Good,
+        _ => return Err(bad()),
     };
-    let since = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
-    let reason = parts
-        .next()
-        .filter(|r| !r.is_empty())
-        .map(|r| REASONS.iter().find(|(_, code)| *code == r).map_or(r, |(name, _)| *name).to_owned());
-    Some(CachedStatus { status, reason, since })
+    let seconds: i64 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let since = DateTime::from_timestamp(seconds, 0).ok_or_else(bad)?;
+    let reason = match parts.next().ok_or_else(bad)? {
+        "" => None,
+        code => Some(code.parse().ok().and_then(RevocationReason::from_code).with_context(bad)?),
+    };
+    Ok(StatusRecord { status, reason, since })
 }
 
 /// Buckets per issuer: 65 536, so that at a million held certificates each
@@ -60,16 +59,23 @@ mod tests {
     #[test]
     fn entries_round_trip_compactly() {
         let since = DateTime::from_timestamp(1_763_791_200, 0).unwrap();
-        let v = encode(CertificateStatus::Suspended, Some("certificate_hold"), since);
+        let held = StatusRecord::held(since);
+        let v = encode(&held);
         assert_eq!(v, "s|1763791200|6");
-        assert_eq!(
-            decode(&v),
-            Some(CachedStatus { status: CertificateStatus::Suspended, reason: Some("certificate_hold".into()), since })
-        );
-        let odd = encode(CertificateStatus::Revoked, Some("affiliation_changed"), since);
-        assert_eq!(decode(&odd).unwrap().reason.as_deref(), Some("affiliation_changed"));
-        assert_eq!(decode(&encode(CertificateStatus::Revoked, None, since)).unwrap().reason, None);
-        assert_eq!(decode("x|1|"), None);
+        assert_eq!(decode(&v).unwrap(), held);
+        for reason in RevocationReason::ALL {
+            let revoked = StatusRecord::revoked(*reason, since);
+            assert_eq!(decode(&encode(&revoked)).unwrap(), revoked);
+        }
+        let no_reason = StatusRecord { status: CertificateStatus::Revoked, reason: None, since };
+        assert_eq!(decode(&encode(&no_reason)).unwrap().reason, None);
+    }
+
+    #[test]
+    fn an_entry_that_does_not_read_is_an_error_not_a_good_certificate() {
+        for bad in ["x|1|", "s|soon|6", "s|1|7", "s|1|key_compromise", "s|1", ""] {
+            assert!(decode(bad).is_err(), "{bad:?} must not read");
+        }
     }
 
     #[test]

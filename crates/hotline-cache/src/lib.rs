@@ -19,7 +19,7 @@ mod redis_backend;
 mod sync;
 
 use chrono::{DateTime, Utc};
-use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_core::{IssuerId, Serial, StatusRecord};
 use hotline_store::StatusChange;
 
 pub use memory::MemoryCache;
@@ -45,21 +45,14 @@ impl Marker {
     }
 }
 
-/// A cached status: present only for certificates that are not good.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedStatus {
-    pub status: CertificateStatus,
-    pub reason: Option<String>,
-    pub since: DateTime<Utc>,
-}
-
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// No marker: the cache cannot say anything (empty, lost, or being built).
     Cold,
     /// The marker and, per key asked, the entry (`None`: good as of the marker).
-    Known { marker: Marker, entries: Vec<Option<CachedStatus>> },
+    /// Entries are kept only for certificates that are not good.
+    Known { marker: Marker, entries: Vec<Option<StatusRecord>> },
 }
 
 /// What an apply did.

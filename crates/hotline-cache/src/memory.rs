@@ -5,13 +5,13 @@ use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_core::{CertificateStatus, IssuerId, Serial, StatusRecord};
 use hotline_store::StatusChange;
 
-use crate::{Applied, CachedStatus, Lookup, Marker, Rebuild};
+use crate::{Applied, Lookup, Marker, Rebuild};
 
 /// issuer → serial → status: nested so a lookup borrows `&str` keys and allocates nothing.
-type Entries = HashMap<String, HashMap<String, CachedStatus>>;
+type Entries = HashMap<String, HashMap<String, StatusRecord>>;
 
 #[derive(Default)]
 struct State {
@@ -44,7 +44,7 @@ impl MemoryCache {
         let Some(marker) = state.marker else { return Lookup::Cold };
         let entries = keys
             .iter()
-            .map(|(i, s)| state.current.get(i.as_str()).and_then(|by_serial| by_serial.get(s.as_str())).cloned())
+            .map(|(i, s)| state.current.get(i.as_str()).and_then(|by_serial| by_serial.get(s.as_str())).copied())
             .collect();
         Lookup::Known { marker, entries }
     }
@@ -106,12 +106,15 @@ impl MemoryCache {
 }
 
 fn put(entries: &mut Entries, c: &StatusChange) {
-    if c.status == CertificateStatus::Good {
-        if let Some(by_serial) = entries.get_mut(&c.issuer) {
-            by_serial.remove(&c.serial);
+    if c.record.status == CertificateStatus::Good {
+        if let Some(by_serial) = entries.get_mut(c.issuer.as_str()) {
+            by_serial.remove(c.serial.as_str());
         }
     } else {
-        let status = CachedStatus { status: c.status, reason: c.reason.clone(), since: c.since };
-        entries.entry(c.issuer.clone()).or_default().insert(c.serial.clone(), status);
+        let by_serial = match entries.get_mut(c.issuer.as_str()) {
+            Some(by_serial) => by_serial,
+            None => entries.entry(c.issuer.as_str().to_owned()).or_default(),
+        };
+        by_serial.insert(c.serial.as_str().to_owned(), c.record);
     }
 }

@@ -125,7 +125,10 @@ impl RedisCache {
             return Ok(Lookup::Cold);
         }
         let marker = parse_marker(&values[0], &values[1], &values[2])?;
-        let entries = values[3..].iter().map(|v| if v.is_empty() { None } else { decode(v) }).collect();
+        let entries = values[3..]
+            .iter()
+            .map(|v| if v.is_empty() { Ok(None) } else { decode(v).map(Some) })
+            .collect::<anyhow::Result<_>>()?;
         Ok(Lookup::Known { marker, entries })
     }
 
@@ -157,12 +160,9 @@ impl RedisCache {
             .arg(to)
             .arg(as_of.map(|t| t.timestamp_millis().to_string()).unwrap_or_default());
         for c in changes {
-            let value = if c.status == CertificateStatus::Good {
-                String::new()
-            } else {
-                encode(c.status, c.reason.as_deref(), c.since)
-            };
-            invocation.arg(c.position).arg(&c.issuer).arg(bucket(&c.serial)).arg(&c.serial).arg(value);
+            let value = if c.record.status == CertificateStatus::Good { String::new() } else { encode(&c.record) };
+            let serial = c.serial.as_str();
+            invocation.arg(c.position).arg(c.issuer.as_str()).arg(bucket(serial)).arg(serial).arg(value);
         }
         let answer: Vec<String> = self.timed(invocation.invoke_async(&mut conn)).await?;
         let position =
@@ -185,9 +185,10 @@ impl RedisCache {
         let mut conn = self.conn().await?;
         for chunk in entries.chunks(LOAD_PIPELINE) {
             let mut pipe = redis::pipe();
-            for c in chunk.iter().filter(|c| c.status != CertificateStatus::Good) {
-                let key = self.key(&format!("g{}:{}:{}", rebuild.generation, c.issuer, bucket(&c.serial)));
-                pipe.hset(key, &c.serial, encode(c.status, c.reason.as_deref(), c.since)).ignore();
+            for c in chunk.iter().filter(|c| c.record.status != CertificateStatus::Good) {
+                let serial = c.serial.as_str();
+                let key = self.key(&format!("g{}:{}:{}", rebuild.generation, c.issuer, bucket(serial)));
+                pipe.hset(key, serial, encode(&c.record)).ignore();
             }
             // Loading is bulk work: allow it more time per round trip than a lookup.
             let f = pipe.query_async::<()>(&mut conn);

@@ -6,7 +6,7 @@
 
 use chrono::{Duration, Utc};
 use hotline_cache::{Applied, CacheSync, Lookup, MemoryCache, RedisCache, RedisSettings, RevocationCache, SyncOutcome};
-use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_core::{CertificateStatus, IssuerId, RevocationReason, Serial, StatusRecord};
 use hotline_store::{Backend, StatusChange};
 use hotline_testkit::{Registry, redis_url, unique_prefix};
 
@@ -35,14 +35,13 @@ fn key(issuer: &str, serial: &str) -> (IssuerId, Serial) {
 }
 
 fn change(position: i64, serial: &str, status: CertificateStatus) -> StatusChange {
-    StatusChange {
-        position,
-        issuer: "jpki-auth".into(),
-        serial: serial.into(),
+    let (issuer, serial) = key("jpki-auth", serial);
+    let record = StatusRecord {
         status,
-        reason: (status != CertificateStatus::Good).then(|| "certificate_hold".into()),
+        reason: (status != CertificateStatus::Good).then_some(RevocationReason::CertificateHold),
         since: chrono::DateTime::from_timestamp(1_763_791_200, 0).unwrap(),
-    }
+    };
+    StatusChange { position, issuer, serial, record }
 }
 
 async fn statuses(cache: &RevocationCache, serials: &[&str]) -> Vec<Option<CertificateStatus>> {
@@ -136,7 +135,7 @@ async fn the_sync_builds_then_follows_the_store(kind: Kind) {
         let Lookup::Known { entries, marker } = c.lookup(&keys).await.unwrap() else { panic!("cold") };
         assert_eq!(marker.position, 4);
         assert!(entries.iter().all(|e| e.as_ref().is_some_and(
-            |e| e.status == CertificateStatus::Suspended && e.reason.as_deref() == Some("certificate_hold")
+            |e| e.status == CertificateStatus::Suspended && e.reason == Some(RevocationReason::CertificateHold)
         )));
     }
     let good = &registry.holders[5].card[0];

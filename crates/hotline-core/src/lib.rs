@@ -10,10 +10,15 @@ pub mod individual_number;
 pub mod names;
 pub mod reference;
 pub mod rules;
+pub mod status;
 pub mod vocabulary;
 
 pub use individual_number::{HolderFingerprint, IndividualNumber, PiiKey};
 pub use names::{CallId, DeviceId, IssuerId, Serial};
 pub use reference::Reference;
-pub use rules::{Decision, Mode, RuleBook, RulesFileError};
-pub use vocabulary::{Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Role};
+pub use rules::{Decision, RuleBook, RulesFileError};
+pub use status::StatusRecord;
+pub use vocabulary::{
+    CaAction, CaSync, CardStatus, Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode, OutboxState,
+    RevocationReason, Role, SuspensionState,
+};

@@ -17,7 +17,7 @@ pub(crate) struct NewStatusChange {
     pub issuer: String,
     pub serial: String,
     pub status: hotline_core::CertificateStatus,
-    pub reason: Option<&'static str>,
+    pub reason: Option<hotline_core::RevocationReason>,
 }
 
 /// One record to append. `details` is JSON and must never hold personal data.
@@ -58,7 +58,7 @@ pub(crate) async fn append(
             .bind(&change.issuer)
             .bind(&change.serial)
             .bind(change.status.as_str())
-            .bind(change.reason)
+            .bind(change.reason.map(|r| r.as_str()))
             .bind(entry.at)
             .execute(&mut **tx)
             .await?;

@@ -3,12 +3,12 @@
 //! snapshot of every certificate that is not good, with the position it
 //! reflects.
 
-use chrono::{DateTime, Utc};
-use hotline_core::CertificateStatus;
+use hotline_core::{IssuerId, Serial, StatusRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::rows::{instant, opt_text, text, word};
+use crate::reconcile::NOT_GOOD;
+use crate::rows::{issuer, serial, status_record};
 use crate::{Backend, Store};
 
 /// A certificate's status as of a stream position.
@@ -16,11 +16,9 @@ use crate::{Backend, Store};
 pub struct StatusChange {
     /// Position in the stream; for snapshot entries, the snapshot's position.
     pub position: i64,
-    pub issuer: String,
-    pub serial: String,
-    pub status: CertificateStatus,
-    pub reason: Option<String>,
-    pub since: DateTime<Utc>,
+    pub issuer: IssuerId,
+    pub serial: Serial,
+    pub record: StatusRecord,
 }
 
 fn change(row: &AnyRow, position: Option<i64>) -> anyhow::Result<StatusChange> {
@@ -29,11 +27,9 @@ fn change(row: &AnyRow, position: Option<i64>) -> anyhow::Result<StatusChange> {
             Some(p) => p,
             None => row.try_get("position")?,
         },
-        issuer: text(row, "issuer")?,
-        serial: text(row, "serial")?,
-        status: word(row, "status")?,
-        reason: opt_text(row, "reason")?,
-        since: instant(row, "since")?,
+        issuer: issuer(row, "issuer")?,
+        serial: serial(row, "serial")?,
+        record: status_record(row)?,
     })
 }
 
@@ -74,24 +70,21 @@ impl Store {
         let mut tx = self.pool().begin_with(begin).await?;
         let position: i64 =
             sqlx::query_scalar("SELECT change_position FROM audit_head WHERE id = 1").fetch_one(&mut *tx).await?;
-        let (mut issuer, mut serial) = (String::new(), String::new());
+        let page_query = format!(
+            "SELECT issuer, serial, status, reason, since FROM certificates
+              WHERE {NOT_GOOD} AND (issuer > $1 OR (issuer = $1 AND serial > $2))
+              ORDER BY issuer, serial LIMIT $3"
+        );
+        let (mut after_issuer, mut after_serial) = (String::new(), String::new());
         loop {
-            let rows = sqlx::query(
-                "SELECT issuer, serial, status, reason, since FROM certificates
-                  WHERE status <> 'good' AND (issuer > $1 OR (issuer = $1 AND serial > $2))
-                  ORDER BY issuer, serial LIMIT $3",
-            )
-            .bind(&issuer)
-            .bind(&serial)
-            .bind(page)
-            .fetch_all(&mut *tx)
-            .await?;
+            let rows =
+                sqlx::query(&page_query).bind(&after_issuer).bind(&after_serial).bind(page).fetch_all(&mut *tx).await?;
             let entries: Vec<StatusChange> =
                 rows.iter().map(|r| change(r, Some(position))).collect::<Result<_, _>>()?;
             let full = entries.len() as i64 == page;
             if let Some(last) = entries.last() {
-                issuer.clone_from(&last.issuer);
-                serial.clone_from(&last.serial);
+                last.issuer.as_str().clone_into(&mut after_issuer);
+                last.serial.as_str().clone_into(&mut after_serial);
             }
             if !entries.is_empty() {
                 pages.send(entries).await.map_err(|_| anyhow::anyhow!("the snapshot's reader stopped"))?;

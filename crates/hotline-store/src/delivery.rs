@@ -8,10 +8,12 @@
 //! that never arrived would only be refused.
 
 use chrono::{DateTime, Utc};
+use hotline_core::{CaAction, CaSync, OutboxState, RevocationReason};
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::{self, AuditEntry};
-use crate::rows::{instant, opt_instant, opt_text, text};
+use crate::rows::{instant, opt_instant, opt_text, text, word};
 use crate::{Backend, Store, format_instant};
 
 /// One outbox event, as leased to a worker.
@@ -22,14 +24,35 @@ pub struct OutboxEvent {
     pub certificate_id: i64,
     pub issuer: String,
     pub serial: String,
-    pub action: String,
-    pub reason: String,
+    pub action: CaAction,
+    pub reason: RevocationReason,
     pub suspension_id: Option<String>,
     /// Attempts so far, this one included.
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
     /// The trace of the transaction that wrote the event, for its delivery to continue.
     pub traceparent: Option<String>,
+}
+
+/// A leased row that does not read as an event (say, a reason written by
+/// hand that the vocabulary does not know). It is dead-lettered rather than
+/// sent, and holds back nothing else but its certificate's later events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub suspension_id: Option<String>,
+    pub attempts: i64,
+    /// Why it does not read.
+    pub error: String,
+}
+
+/// What one claim leased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leased {
+    /// In outbox order.
+    pub events: Vec<OutboxEvent>,
+    pub unreadable: Vec<UnreadableEvent>,
 }
 
 /// The outbox at a glance, for metrics and the status page.
@@ -47,20 +70,46 @@ pub struct DeadLetter {
     pub event_id: String,
     pub issuer: String,
     pub serial: String,
-    pub action: String,
+    pub action: CaAction,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub dead_at: Option<DateTime<Utc>>,
 }
 
+/// `$5` is the pending state and `$6` the done state.
 const CLAIMABLE: &str = "
     SELECT o.seq FROM outbox o
-     WHERE o.state = 'pending' AND o.next_attempt_at <= $2
+     WHERE o.state = $5 AND o.next_attempt_at <= $2
        AND (o.leased_until IS NULL OR o.leased_until <= $2)
        AND NOT EXISTS (SELECT 1 FROM outbox e
-                        WHERE e.certificate_id = o.certificate_id AND e.seq < o.seq AND e.state <> 'done')
+                        WHERE e.certificate_id = o.certificate_id AND e.seq < o.seq AND e.state <> $6)
      ORDER BY o.seq
      LIMIT $4";
+
+fn leased_row(row: &AnyRow) -> anyhow::Result<Result<OutboxEvent, UnreadableEvent>> {
+    let seq: i64 = row.try_get("seq")?;
+    let event_id = text(row, "event_id")?;
+    let suspension_id = opt_text(row, "suspension_id")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    let change = word::<CaAction>(row, "action").and_then(|a| Ok((a, word::<RevocationReason>(row, "reason")?)));
+    let (action, reason) = match change {
+        Ok(change) => change,
+        Err(e) => return Ok(Err(UnreadableEvent { seq, event_id, suspension_id, attempts, error: format!("{e:#}") })),
+    };
+    Ok(Ok(OutboxEvent {
+        seq,
+        event_id,
+        certificate_id: row.try_get("certificate_id")?,
+        issuer: text(row, "issuer")?,
+        serial: text(row, "serial")?,
+        action,
+        reason,
+        suspension_id,
+        attempts,
+        created_at: instant(row, "created_at")?,
+        traceparent: opt_text(row, "traceparent")?,
+    }))
+}
 
 impl Store {
     /// Leases up to `limit` due events to `owner` until `until`, counting an attempt on each.
@@ -74,7 +123,7 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: i64,
-    ) -> anyhow::Result<Vec<OutboxEvent>> {
+    ) -> anyhow::Result<Leased> {
         let select = match self.backend() {
             Backend::Postgres => format!("{CLAIMABLE} FOR UPDATE OF o SKIP LOCKED"),
             Backend::Sqlite => CLAIMABLE.to_owned(),
@@ -90,29 +139,20 @@ impl Store {
             .bind(format_instant(now))
             .bind(format_instant(until))
             .bind(limit)
+            .bind(OutboxState::Pending.as_str())
+            .bind(OutboxState::Done.as_str())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let mut events = rows
-            .iter()
-            .map(|row| {
-                Ok(OutboxEvent {
-                    seq: row.try_get("seq")?,
-                    event_id: text(row, "event_id")?,
-                    certificate_id: row.try_get("certificate_id")?,
-                    issuer: text(row, "issuer")?,
-                    serial: text(row, "serial")?,
-                    action: text(row, "action")?,
-                    reason: text(row, "reason")?,
-                    suspension_id: opt_text(row, "suspension_id")?,
-                    attempts: row.try_get("attempts")?,
-                    created_at: instant(row, "created_at")?,
-                    traceparent: opt_text(row, "traceparent")?,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        events.sort_by_key(|e| e.seq);
-        Ok(events)
+        let mut leased = Leased::default();
+        for row in &rows {
+            match leased_row(row)? {
+                Ok(event) => leased.events.push(event),
+                Err(unreadable) => leased.unreadable.push(unreadable),
+            }
+        }
+        leased.events.sort_by_key(|e| e.seq);
+        Ok(leased)
     }
 
     /// Marks an event delivered; its suspension is confirmed once all its events are.
@@ -123,23 +163,28 @@ impl Store {
         let mut tx = self.begin_write().await?;
         lock_suspension(&mut tx, event.suspension_id.as_deref()).await?;
         let done = sqlx::query(
-            "UPDATE outbox SET state = 'done', done_at = $2, leased_by = NULL, leased_until = NULL, last_error = NULL
-              WHERE seq = $1 AND state = 'pending'",
+            "UPDATE outbox SET state = $3, done_at = $2, leased_by = NULL, leased_until = NULL, last_error = NULL
+              WHERE seq = $1 AND state = $4",
         )
         .bind(event.seq)
         .bind(&now)
+        .bind(OutboxState::Done.as_str())
+        .bind(OutboxState::Pending.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if let (true, Some(sid)) = (done, &event.suspension_id) {
             sqlx::query(
-                "UPDATE suspensions SET ca_sync = 'confirmed', ca_sync_at = $2
-                  WHERE id = $1 AND ca_sync = 'pending'
-                    AND NOT EXISTS (SELECT 1 FROM outbox WHERE suspension_id = $1 AND state <> 'done')",
+                "UPDATE suspensions SET ca_sync = $3, ca_sync_at = $2
+                  WHERE id = $1 AND ca_sync = $4
+                    AND NOT EXISTS (SELECT 1 FROM outbox WHERE suspension_id = $1 AND state <> $5)",
             )
             .bind(sid)
             .bind(&now)
+            .bind(CaSync::Confirmed.as_str())
+            .bind(CaSync::Pending.as_str())
+            .bind(OutboxState::Done.as_str())
             .execute(&mut *tx)
             .await?;
         }
@@ -157,11 +202,12 @@ impl Store {
     ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_by = NULL, leased_until = NULL
-              WHERE seq = $1 AND state = 'pending'",
+              WHERE seq = $1 AND state = $4",
         )
         .bind(event.seq)
         .bind(format_instant(next_attempt))
         .bind(error)
+        .bind(OutboxState::Pending.as_str())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -170,43 +216,65 @@ impl Store {
     /// Dead-letters an event: kept with its error, audited, and its suspension marked failed.
     #[tracing::instrument(name = "transaction outbox_dead", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
     pub async fn outbox_dead(&self, event: &OutboxEvent, now: DateTime<Utc>, error: &str) -> anyhow::Result<bool> {
+        let details = serde_json::json!({
+            "issuer": event.issuer,
+            "serial": event.serial,
+            "action": event.action.as_str(),
+            "attempts": event.attempts,
+            "error": error,
+        });
+        let dead = Dead { seq: event.seq, event_id: &event.event_id, suspension_id: event.suspension_id.as_deref() };
+        self.dead_letter(&dead, now, error, details).await
+    }
+
+    /// Dead-letters a leased row that does not read as an event.
+    pub async fn outbox_dead_unreadable(&self, event: &UnreadableEvent, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let error = format!("the outbox row does not read as an event: {}", event.error);
+        let details = serde_json::json!({"attempts": event.attempts, "error": error});
+        let dead = Dead { seq: event.seq, event_id: &event.event_id, suspension_id: event.suspension_id.as_deref() };
+        self.dead_letter(&dead, now, &error, details).await
+    }
+
+    async fn dead_letter(
+        &self,
+        dead: &Dead<'_>,
+        now: DateTime<Utc>,
+        error: &str,
+        details: serde_json::Value,
+    ) -> anyhow::Result<bool> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
-        lock_suspension(&mut tx, event.suspension_id.as_deref()).await?;
-        let dead = sqlx::query(
-            "UPDATE outbox SET state = 'dead', dead_at = $2, last_error = $3, leased_by = NULL, leased_until = NULL
-              WHERE seq = $1 AND state = 'pending'",
+        lock_suspension(&mut tx, dead.suspension_id).await?;
+        let settled = sqlx::query(
+            "UPDATE outbox SET state = $4, dead_at = $2, last_error = $3, leased_by = NULL, leased_until = NULL
+              WHERE seq = $1 AND state = $5",
         )
-        .bind(event.seq)
+        .bind(dead.seq)
         .bind(&now)
         .bind(error)
+        .bind(OutboxState::Dead.as_str())
+        .bind(OutboxState::Pending.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
-        if !dead {
+        if !settled {
             tx.rollback().await?;
             return Ok(false);
         }
-        if let Some(sid) = &event.suspension_id {
-            sqlx::query("UPDATE suspensions SET ca_sync = 'failed', ca_sync_at = $2 WHERE id = $1")
+        if let Some(sid) = dead.suspension_id {
+            sqlx::query("UPDATE suspensions SET ca_sync = $3, ca_sync_at = $2 WHERE id = $1")
                 .bind(sid)
                 .bind(&now)
+                .bind(CaSync::Failed.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
-        let details = serde_json::json!({
-            "issuer": event.issuer,
-            "serial": event.serial,
-            "action": event.action,
-            "attempts": event.attempts,
-            "error": error,
-        });
         let entry = AuditEntry {
             at: &now,
             actor: "ca-sync-worker",
             action: "outbox.dead_lettered",
-            subject: &event.event_id,
+            subject: dead.event_id,
             details: details.to_string(),
         };
         audit::append(&mut tx, &entry, &[]).await?;
@@ -218,7 +286,8 @@ impl Store {
     pub async fn retry_dead_letters(&self, actor: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
-        let ids: Vec<String> = sqlx::query_scalar("SELECT event_id FROM outbox WHERE state = 'dead' ORDER BY seq")
+        let ids: Vec<String> = sqlx::query_scalar("SELECT event_id FROM outbox WHERE state = $1 ORDER BY seq")
+            .bind(OutboxState::Dead.as_str())
             .fetch_all(&mut *tx)
             .await?;
         if ids.is_empty() {
@@ -226,15 +295,19 @@ impl Store {
             return Ok(0);
         }
         sqlx::query(
-            "UPDATE suspensions SET ca_sync = 'pending', ca_sync_at = NULL
-              WHERE id IN (SELECT suspension_id FROM outbox WHERE state = 'dead' AND suspension_id IS NOT NULL)",
+            "UPDATE suspensions SET ca_sync = $1, ca_sync_at = NULL
+              WHERE id IN (SELECT suspension_id FROM outbox WHERE state = $2 AND suspension_id IS NOT NULL)",
         )
+        .bind(CaSync::Pending.as_str())
+        .bind(OutboxState::Dead.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, dead_at = NULL WHERE state = 'dead'",
+            "UPDATE outbox SET state = $1, attempts = 0, next_attempt_at = $2, dead_at = NULL WHERE state = $3",
         )
+        .bind(OutboxState::Pending.as_str())
         .bind(&now)
+        .bind(OutboxState::Dead.as_str())
         .execute(&mut *tx)
         .await?;
         let entry = AuditEntry {
@@ -251,19 +324,21 @@ impl Store {
 
     pub async fn outbox_summary(&self) -> anyhow::Result<OutboxSummary> {
         let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state <> 'done' GROUP BY state",
+            "SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state <> $1 GROUP BY state",
         )
+        .bind(OutboxState::Done.as_str())
         .fetch_all(self.pool())
         .await?;
         let mut summary = OutboxSummary::default();
         for row in &rows {
             let n: i64 = row.try_get("n")?;
-            match text(row, "state")?.as_str() {
-                "pending" => {
+            match word::<OutboxState>(row, "state")? {
+                OutboxState::Pending => {
                     summary.pending = n;
                     summary.oldest_pending = opt_instant(row, "oldest")?;
                 }
-                _ => summary.dead = n,
+                OutboxState::Dead => summary.dead = n,
+                OutboxState::Done => {}
             }
         }
         Ok(summary)
@@ -273,9 +348,10 @@ impl Store {
     pub async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
         let rows = sqlx::query(
             "SELECT event_id, issuer, serial, action, attempts, last_error, dead_at FROM outbox
-              WHERE state = 'dead' ORDER BY seq DESC LIMIT $1",
+              WHERE state = $2 ORDER BY seq DESC LIMIT $1",
         )
         .bind(limit)
+        .bind(OutboxState::Dead.as_str())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -284,7 +360,7 @@ impl Store {
                     event_id: text(row, "event_id")?,
                     issuer: text(row, "issuer")?,
                     serial: text(row, "serial")?,
-                    action: text(row, "action")?,
+                    action: word(row, "action")?,
                     attempts: row.try_get("attempts")?,
                     last_error: opt_text(row, "last_error")?,
                     dead_at: opt_instant(row, "dead_at")?,
@@ -292,6 +368,13 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The outbox row being dead-lettered.
+struct Dead<'a> {
+    seq: i64,
+    event_id: &'a str,
+    suspension_id: Option<&'a str>,
 }
 
 /// Locks the suspension's row before its events are settled, so two workers

@@ -28,16 +28,15 @@ use sqlx::AnyPool;
 
 pub use audit::{AuditBreak, AuditEntry, AuditReport};
 pub use changes::StatusChange;
-pub use delivery::{DeadLetter, OutboxEvent, OutboxSummary};
+pub use delivery::{DeadLetter, Leased, OutboxEvent, OutboxSummary, UnreadableEvent};
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
 pub use rows::{format_instant, parse_instant};
-pub use status::CertificateStatusRecord;
 pub use suspend::{NewSuspension, SuspendOutcome};
 pub use tokens::{TokenRecord, hash_secret, secret_digest};
-pub use views::{CertificateView, SuspensionState, SuspensionView};
+pub use views::{CertificateView, SuspensionView};
 
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,37 +1,23 @@
 //! Outbox events: one per certificate status change, written in the same
 //! transaction as the change, for the CA sync worker to deliver.
 
+use hotline_core::{CaAction, RevocationReason};
 use sqlx::{Any, Transaction};
 
-/// What the CA must do with a certificate.
+/// What the CA must do with one certificate, with the reason it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CaAction {
-    /// Put on hold (CRL reason certificateHold).
-    Hold,
-    /// Take off hold (CRL reason removeFromCRL).
-    Release,
-    /// Revoke for good.
-    Revoke,
+pub(crate) struct CaChange {
+    pub action: CaAction,
+    pub reason: RevocationReason,
 }
 
-impl CaAction {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            CaAction::Hold => "hold",
-            CaAction::Release => "release",
-            CaAction::Revoke => "revoke",
-        }
-    }
+impl CaChange {
+    pub(crate) const HOLD: CaChange = CaChange { action: CaAction::Hold, reason: RevocationReason::CertificateHold };
+    pub(crate) const RELEASE: CaChange =
+        CaChange { action: CaAction::Release, reason: RevocationReason::RemoveFromCrl };
 
-    /// The RFC 5280 reason that goes with the action.
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            CaAction::Hold => "certificate_hold",
-            CaAction::Release => "remove_from_crl",
-            // The holder got the card back, but a signature certificate that left
-            // their control is not trusted again: it is replaced by a new one.
-            CaAction::Revoke => "superseded",
-        }
+    pub(crate) fn revoke(reason: RevocationReason) -> CaChange {
+        CaChange { action: CaAction::Revoke, reason }
     }
 }
 
@@ -44,7 +30,7 @@ pub(crate) struct ChangedCertificate {
 pub(crate) async fn enqueue(
     tx: &mut Transaction<'static, Any>,
     cert: &ChangedCertificate,
-    action: CaAction,
+    change: CaChange,
     suspension_id: Option<&str>,
     now: &str,
 ) -> anyhow::Result<String> {
@@ -57,8 +43,8 @@ pub(crate) async fn enqueue(
     .bind(cert.id)
     .bind(&cert.issuer)
     .bind(&cert.serial)
-    .bind(action.as_str())
-    .bind(action.reason())
+    .bind(change.action.as_str())
+    .bind(change.reason.as_str())
     .bind(suspension_id)
     .bind(now)
     .bind(hotline_trace::current_traceparent())

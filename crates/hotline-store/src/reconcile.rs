@@ -6,13 +6,18 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use hotline_core::CertificateStatus;
+use hotline_core::{CaSync, CertificateStatus, OutboxState, RevocationReason};
 use sqlx::Row;
 
 use crate::audit::{self, AuditEntry};
-use crate::outbox::{self, CaAction, ChangedCertificate};
-use crate::rows::{opt_text, text, word};
+use crate::outbox::{self, CaChange, ChangedCertificate};
+use crate::rows::{opt_text, opt_word, text, word};
 use crate::{Store, format_instant};
+
+/// The condition on `certificates` that the partial index `certificates_not_good`
+/// (migration 0002) is written for: kept as literal text, since PostgreSQL uses a
+/// partial index only for a query whose condition it can match to the index's.
+pub(crate) const NOT_GOOD: &str = "status <> 'good'";
 
 /// A certificate the registry holds or has revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +30,11 @@ pub struct ListedCertificate {
 impl Store {
     /// Every certificate of `issuer` whose status is not good.
     pub async fn certificates_not_good(&self, issuer: &str) -> anyhow::Result<Vec<ListedCertificate>> {
-        let rows = sqlx::query("SELECT id, serial, status FROM certificates WHERE issuer = $1 AND status <> 'good'")
-            .bind(issuer)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT id, serial, status FROM certificates WHERE issuer = $1 AND {NOT_GOOD}"))
+                .bind(issuer)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(ListedCertificate {
@@ -44,9 +50,10 @@ impl Store {
     /// `since`: a CRL fetched at `since` cannot be expected to show them.
     pub async fn serials_in_flight(&self, issuer: &str, since: DateTime<Utc>) -> anyhow::Result<HashSet<String>> {
         let serials: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT serial FROM outbox WHERE issuer = $1 AND (state <> 'done' OR done_at >= $2)",
+            "SELECT DISTINCT serial FROM outbox WHERE issuer = $1 AND (state <> $2 OR done_at >= $3)",
         )
         .bind(issuer)
+        .bind(OutboxState::Done.as_str())
         .bind(format_instant(since))
         .fetch_all(self.pool())
         .await?;
@@ -65,19 +72,25 @@ impl Store {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT issuer, serial, status, suspension_id FROM certificates c
-              WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.certificate_id = c.id AND o.state <> 'done')",
+            "SELECT issuer, serial, status, reason, suspension_id FROM certificates c
+              WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.certificate_id = c.id AND o.state <> $2)",
         )
         .bind(certificate_id)
+        .bind(OutboxState::Done.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);
         };
-        let action = match word::<CertificateStatus>(&row, "status")? {
-            CertificateStatus::Suspended => CaAction::Hold,
-            CertificateStatus::Revoked => CaAction::Revoke,
+        let change = match word::<CertificateStatus>(&row, "status")? {
+            CertificateStatus::Suspended => CaChange::HOLD,
+            // Sent again with the reason it was revoked for.
+            CertificateStatus::Revoked => CaChange::revoke(
+                opt_word::<RevocationReason>(&row, "reason")?
+                    .filter(|r| r.is_permanent())
+                    .unwrap_or(RevocationReason::Unspecified),
+            ),
             CertificateStatus::Good => {
                 tx.rollback().await?;
                 return Ok(None);
@@ -86,15 +99,16 @@ impl Store {
         let cert =
             ChangedCertificate { id: certificate_id, issuer: text(&row, "issuer")?, serial: text(&row, "serial")? };
         let suspension_id = opt_text(&row, "suspension_id")?;
-        let event_id = outbox::enqueue(&mut tx, &cert, action, suspension_id.as_deref(), &now).await?;
+        let event_id = outbox::enqueue(&mut tx, &cert, change, suspension_id.as_deref(), &now).await?;
         if let Some(sid) = &suspension_id {
-            sqlx::query("UPDATE suspensions SET ca_sync = 'pending', ca_sync_at = NULL WHERE id = $1")
+            sqlx::query("UPDATE suspensions SET ca_sync = $1, ca_sync_at = NULL WHERE id = $2")
+                .bind(CaSync::Pending.as_str())
                 .bind(sid)
                 .execute(&mut *tx)
                 .await?;
         }
         let details = serde_json::json!({
-            "issuer": cert.issuer, "serial": cert.serial, "action": action.as_str(), "why": why,
+            "issuer": cert.issuer, "serial": cert.serial, "action": change.action.as_str(), "why": why,
         });
         let entry = AuditEntry {
             at: &now,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use hotline_core::{CertificateKind, DeviceId, HolderFingerprint, Serial};
+use hotline_core::{CardStatus, CertificateKind, CertificateStatus, DeviceId, HolderFingerprint, Medium, Serial};
 use sqlx::Row;
 
 use crate::rows::text;
@@ -80,7 +80,7 @@ impl Store {
             );
             let mut q = sqlx::query(&sql);
             for (holder_id, _) in &fresh {
-                q = q.bind(*holder_id).bind("active").bind(&now);
+                q = q.bind(*holder_id).bind(CardStatus::Active.as_str()).bind(&now);
             }
             let mut cards: HashMap<i64, i64> = HashMap::with_capacity(fresh.len());
             for row in q.fetch_all(&mut *tx).await? {
@@ -105,16 +105,16 @@ impl Store {
                 );
                 let mut q = sqlx::query(&sql);
                 for (holder_id, c, card_id, device_id) in part {
-                    let medium = if card_id.is_some() { "card" } else { "smartphone" };
+                    let medium = if card_id.is_some() { Medium::Card } else { Medium::Smartphone };
                     q = q
                         .bind(*holder_id)
                         .bind(&c.issuer)
                         .bind(c.serial.as_str())
                         .bind(c.kind.as_str())
-                        .bind(medium)
+                        .bind(medium.as_str())
                         .bind(*card_id)
                         .bind(device_id.map(str::to_owned))
-                        .bind("good")
+                        .bind(CertificateStatus::Good.as_str())
                         .bind(&now);
                 }
                 q.execute(&mut *tx).await?;

@@ -4,15 +4,15 @@
 //! One transaction, audited and outboxed like a suspension.
 
 use chrono::{DateTime, Utc};
-use hotline_core::{CertificateKind, CertificateStatus};
+use hotline_core::{CaSync, CardStatus, CertificateKind, CertificateStatus, RevocationReason, SuspensionState};
 use sqlx::Row;
 
 use crate::audit::NewStatusChange;
 use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
-use crate::outbox::{self, CaAction, ChangedCertificate};
+use crate::outbox::{self, CaChange, ChangedCertificate};
 use crate::rows::{text, word};
 use crate::suspend::abandon;
-use crate::{AuditEntry, Store, SuspensionState, SuspensionView, audit, format_instant, views};
+use crate::{AuditEntry, Store, SuspensionView, audit, format_instant, views};
 
 /// A clerk's release of one suspension.
 #[derive(Debug, Clone)]
@@ -52,15 +52,18 @@ impl Store {
             Previous::Reused => return abandon(tx, ReleaseOutcome::KeyReused).await,
         }
         let updated = sqlx::query(
-            "UPDATE suspensions SET status = 'released', released_at = $1, released_by_token_id = $2,
-                    verified_with = $3, release_note = $4, ca_sync = 'pending', ca_sync_at = NULL
-              WHERE id = $5 AND status = 'suspended'",
+            "UPDATE suspensions SET status = $1, released_at = $2, released_by_token_id = $3,
+                    verified_with = $4, release_note = $5, ca_sync = $6, ca_sync_at = NULL
+              WHERE id = $7 AND status = $8",
         )
+        .bind(SuspensionState::Released.as_str())
         .bind(&now)
         .bind(&release.clerk_token_id)
         .bind(&release.verified_with)
         .bind(release.note.clone())
+        .bind(CaSync::Pending.as_str())
         .bind(&release.suspension_id)
+        .bind(SuspensionState::Suspended.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -75,10 +78,11 @@ impl Store {
         let held = sqlx::query(
             "SELECT c.id, c.issuer, c.serial, c.kind, c.card_id FROM certificates c
                JOIN suspension_certificates sc ON sc.certificate_id = c.id
-              WHERE sc.suspension_id = $1 AND c.suspension_id = $1 AND c.status = 'suspended'
+              WHERE sc.suspension_id = $1 AND c.suspension_id = $1 AND c.status = $2
               ORDER BY c.id",
         )
         .bind(&release.suspension_id)
+        .bind(CertificateStatus::Suspended.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let mut changes = Vec::with_capacity(held.len());
@@ -90,21 +94,26 @@ impl Store {
                 issuer: text(row, "issuer")?,
                 serial: text(row, "serial")?,
             };
-            let (status, action) = match word::<CertificateKind>(row, "kind")? {
-                CertificateKind::UserIdentification => (CertificateStatus::Good, CaAction::Release),
-                CertificateKind::Signature => (CertificateStatus::Revoked, CaAction::Revoke),
+            let (status, reason, change) = match word::<CertificateKind>(row, "kind")? {
+                CertificateKind::UserIdentification => (CertificateStatus::Good, None, CaChange::RELEASE),
+                // The holder got the card back, but a signature certificate that left
+                // their control is not trusted again: it is replaced by a new one.
+                CertificateKind::Signature => (
+                    CertificateStatus::Revoked,
+                    Some(RevocationReason::Superseded),
+                    CaChange::revoke(RevocationReason::Superseded),
+                ),
             };
-            let reason = (action == CaAction::Revoke).then_some(action.reason());
             sqlx::query(
                 "UPDATE certificates SET status = $1, reason = $2, since = $3, suspension_id = NULL WHERE id = $4",
             )
             .bind(status.as_str())
-            .bind(reason)
+            .bind(reason.map(RevocationReason::as_str))
             .bind(&now)
             .bind(cert.id)
             .execute(&mut *tx)
             .await?;
-            outbox::enqueue(&mut tx, &cert, action, Some(&release.suspension_id), &now).await?;
+            outbox::enqueue(&mut tx, &cert, change, Some(&release.suspension_id), &now).await?;
             if let Some(card_id) = row.try_get::<Option<i64>, _>("card_id")? {
                 cards.push(card_id);
             }
@@ -113,7 +122,8 @@ impl Store {
         }
         if held.is_empty() {
             // Nothing for the CA to do: there is nothing to wait for.
-            sqlx::query("UPDATE suspensions SET ca_sync = 'confirmed', ca_sync_at = $1 WHERE id = $2")
+            sqlx::query("UPDATE suspensions SET ca_sync = $1, ca_sync_at = $2 WHERE id = $3")
+                .bind(CaSync::Confirmed.as_str())
                 .bind(&now)
                 .bind(&release.suspension_id)
                 .execute(&mut *tx)
@@ -121,9 +131,11 @@ impl Store {
         }
         cards.dedup();
         for card_id in cards {
-            sqlx::query("UPDATE cards SET status = 'active', status_since = $1 WHERE id = $2 AND status = 'suspended'")
+            sqlx::query("UPDATE cards SET status = $1, status_since = $2 WHERE id = $3 AND status = $4")
+                .bind(CardStatus::Active.as_str())
                 .bind(&now)
                 .bind(card_id)
+                .bind(CardStatus::Suspended.as_str())
                 .execute(&mut *tx)
                 .await?;
         }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, SecondsFormat, Utc};
+use hotline_core::{IssuerId, Serial, StatusRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -41,4 +42,26 @@ where
 {
     let s = text(row, col)?;
     s.parse::<W>().map_err(|e| anyhow!("column {col}: {e}"))
+}
+
+pub(crate) fn opt_word<W: FromStr>(row: &AnyRow, col: &str) -> anyhow::Result<Option<W>>
+where
+    W::Err: std::fmt::Display,
+{
+    opt_text(row, col)?.map(|s| s.parse::<W>().map_err(|e| anyhow!("column {col}: {e}"))).transpose()
+}
+
+/// A certificate's `status`, `reason` and `since` columns as one record.
+pub(crate) fn status_record(row: &AnyRow) -> anyhow::Result<StatusRecord> {
+    Ok(StatusRecord { status: word(row, "status")?, reason: opt_word(row, "reason")?, since: instant(row, "since")? })
+}
+
+pub(crate) fn issuer(row: &AnyRow, col: &str) -> anyhow::Result<IssuerId> {
+    let s = text(row, col)?;
+    IssuerId::parse(&s).map_err(|e| anyhow!("column {col}: {e}"))
+}
+
+pub(crate) fn serial(row: &AnyRow, col: &str) -> anyhow::Result<Serial> {
+    let s = text(row, col)?;
+    Serial::parse(&s).map_err(|e| anyhow!("column {col}: {e}"))
 }

@@ -2,19 +2,10 @@
 //! registry does not list is good (`None`), an issuer it does not know is an
 //! error (callers check it against [`Store::issuers`]).
 
-use chrono::{DateTime, Utc};
-use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_core::{IssuerId, Serial, StatusRecord};
 
 use crate::Store;
-use crate::rows::{instant, opt_text, word};
-
-/// A listed certificate's status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateStatusRecord {
-    pub status: CertificateStatus,
-    pub reason: Option<String>,
-    pub since: DateTime<Utc>,
-}
+use crate::rows::status_record;
 
 /// How many keys one batch query asks for at most (keeps parameters under both databases' limits).
 const BATCH_QUERY: usize = 500;
@@ -29,10 +20,7 @@ impl Store {
 
     /// The status of each (issuer, serial) listed in the registry; `None` for a
     /// serial it does not list. Issuers are not checked here.
-    pub async fn certificate_statuses(
-        &self,
-        keys: &[(IssuerId, Serial)],
-    ) -> anyhow::Result<Vec<Option<CertificateStatusRecord>>> {
+    pub async fn certificate_statuses(&self, keys: &[(IssuerId, Serial)]) -> anyhow::Result<Vec<Option<StatusRecord>>> {
         let mut found = std::collections::HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_QUERY) {
             let pairs: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
@@ -46,14 +34,9 @@ impl Store {
             }
             for row in q.fetch_all(self.pool()).await? {
                 let key = (crate::rows::text(&row, "issuer")?, crate::rows::text(&row, "serial")?);
-                let record = CertificateStatusRecord {
-                    status: word(&row, "status")?,
-                    reason: opt_text(&row, "reason")?,
-                    since: instant(&row, "since")?,
-                };
-                found.insert(key, record);
+                found.insert(key, status_record(&row)?);
             }
         }
-        Ok(keys.iter().map(|(i, s)| found.get(&(i.as_str().to_owned(), s.as_str().to_owned())).cloned()).collect())
+        Ok(keys.iter().map(|(i, s)| found.get(&(i.as_str().to_owned(), s.as_str().to_owned())).copied()).collect())
     }
 }

@@ -4,13 +4,16 @@
 //! all in one commit (invariants 1, 2 and 6).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use hotline_core::{CallId, Cause, CertificateStatus, DeviceId, HolderFingerprint, Item, Language, Mode};
+use hotline_core::{
+    CallId, CardStatus, Cause, CertificateStatus, DeviceId, HolderFingerprint, Item, Language, Medium, Mode,
+    SuspensionState,
+};
 use rand::RngCore;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::NewStatusChange;
 use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
-use crate::outbox::{self, CaAction, ChangedCertificate};
+use crate::outbox::{self, CaChange, ChangedCertificate};
 use crate::rows::{opt_text, text};
 use crate::{AuditEntry, Store, SuspensionView, audit, format_instant, views};
 
@@ -79,16 +82,10 @@ impl Store {
             let Some(card_id) = active_card(&mut tx, holder_id).await? else {
                 return abandon(tx, SuspendOutcome::CardNotFound).await;
             };
-            (Some(card_id), certificates_where(&mut tx, "card_id = $1", card_id, None).await?)
+            (Some(card_id), card_certificates(&mut tx, card_id).await?)
         } else {
-            let device = new.device_id.as_ref().map(|d| d.as_str().to_owned());
-            let targets = certificates_where(
-                &mut tx,
-                "holder_id = $1 AND medium = 'smartphone' AND device_id = $2",
-                holder_id,
-                device,
-            )
-            .await?;
+            let device = new.device_id.as_ref().map(|d| d.as_str()).unwrap_or_default();
+            let targets = smartphone_certificates(&mut tx, holder_id, device).await?;
             if targets.is_empty() {
                 return abandon(tx, SuspendOutcome::DeviceNotFound).await;
             }
@@ -101,13 +98,15 @@ impl Store {
             // Conditional: a concurrent report that held this certificate first wins,
             // and this one sees zero rows instead of holding it twice.
             let row = sqlx::query(
-                "UPDATE certificates SET status = 'suspended', reason = $1, since = $2, suspension_id = $3
-                  WHERE id = $4 AND status = 'good' RETURNING issuer, serial",
+                "UPDATE certificates SET status = $1, reason = $2, since = $3, suspension_id = $4
+                  WHERE id = $5 AND status = $6 RETURNING issuer, serial",
             )
-            .bind(CaAction::Hold.reason())
+            .bind(CertificateStatus::Suspended.as_str())
+            .bind(CaChange::HOLD.reason.as_str())
             .bind(&now)
             .bind(&id)
             .bind(t.id)
+            .bind(CertificateStatus::Good.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {
@@ -120,14 +119,14 @@ impl Store {
         }
         let card_held = match card_id {
             Some(card_id) => {
-                sqlx::query(
-                    "UPDATE cards SET status = 'suspended', status_since = $1 WHERE id = $2 AND status = 'active'",
-                )
-                .bind(&now)
-                .bind(card_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
+                sqlx::query("UPDATE cards SET status = $1, status_since = $2 WHERE id = $3 AND status = $4")
+                    .bind(CardStatus::Suspended.as_str())
+                    .bind(&now)
+                    .bind(card_id)
+                    .bind(CardStatus::Active.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
                     == 1
             }
             None => false,
@@ -162,7 +161,7 @@ impl Store {
                     issuer: c.issuer.clone(),
                     serial: c.serial.clone(),
                     status: CertificateStatus::Suspended,
-                    reason: Some(CaAction::Hold.reason()),
+                    reason: Some(CaChange::HOLD.reason),
                 })
                 .collect();
             audit::append(&mut tx, &entry, &changes).await?;
@@ -185,7 +184,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO suspensions (id, reference, holder_id, item, cause, language, call_id, device_id,
                  police_report_number, operator_token_id, rules_version, mode, decided_at, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'suspended')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(id)
         .bind(&reference)
@@ -200,6 +199,7 @@ impl Store {
         .bind(&new.rules_version)
         .bind(new.mode.as_str())
         .bind(now)
+        .bind(SuspensionState::Suspended.as_str())
         .execute(&mut **tx)
         .await?;
         for cert in held {
@@ -208,7 +208,7 @@ impl Store {
                 .bind(cert.id)
                 .execute(&mut **tx)
                 .await?;
-            outbox::enqueue(tx, cert, CaAction::Hold, Some(id), now).await?;
+            outbox::enqueue(tx, cert, CaChange::HOLD, Some(id), now).await?;
         }
         let details = serde_json::json!({
             "reference": reference,
@@ -248,27 +248,34 @@ pub(crate) async fn find_holder(
 }
 
 async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyhow::Result<Option<i64>> {
-    let id = sqlx::query_scalar(
-        "SELECT id FROM cards WHERE holder_id = $1 AND status <> 'revoked' ORDER BY id DESC LIMIT 1",
-    )
-    .bind(holder_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let id = sqlx::query_scalar("SELECT id FROM cards WHERE holder_id = $1 AND status <> $2 ORDER BY id DESC LIMIT 1")
+        .bind(holder_id)
+        .bind(CardStatus::Revoked.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(id)
 }
 
-async fn certificates_where(
+async fn card_certificates(tx: &mut Transaction<'static, Any>, card_id: i64) -> anyhow::Result<Vec<Target>> {
+    let rows = sqlx::query("SELECT id FROM certificates WHERE card_id = $1 ORDER BY id")
+        .bind(card_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(|r| Ok(Target { id: r.try_get("id")? })).collect()
+}
+
+async fn smartphone_certificates(
     tx: &mut Transaction<'static, Any>,
-    condition: &'static str,
-    key: i64,
-    device: Option<String>,
+    holder_id: i64,
+    device_id: &str,
 ) -> anyhow::Result<Vec<Target>> {
-    let sql = format!("SELECT id FROM certificates WHERE {condition} ORDER BY id");
-    let mut query = sqlx::query(&sql).bind(key);
-    if let Some(device) = device {
-        query = query.bind(device);
-    }
-    let rows = query.fetch_all(&mut **tx).await?;
+    let rows =
+        sqlx::query("SELECT id FROM certificates WHERE holder_id = $1 AND medium = $2 AND device_id = $3 ORDER BY id")
+            .bind(holder_id)
+            .bind(Medium::Smartphone.as_str())
+            .bind(device_id)
+            .fetch_all(&mut **tx)
+            .await?;
     rows.iter().map(|r| Ok(Target { id: r.try_get("id")? })).collect()
 }
 
@@ -276,8 +283,9 @@ async fn certificates_where(
 /// conditional updates, so it sees a concurrent suspension that committed first).
 async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[Target]) -> anyhow::Result<Option<String>> {
     for t in targets {
-        let row = sqlx::query("SELECT suspension_id FROM certificates WHERE id = $1 AND status = 'suspended'")
+        let row = sqlx::query("SELECT suspension_id FROM certificates WHERE id = $1 AND status = $2")
             .bind(t.id)
+            .bind(CertificateStatus::Suspended.as_str())
             .fetch_optional(&mut **tx)
             .await?;
         if let Some(sid) = row.map(|r| opt_text(&r, "suspension_id")).transpose()?.flatten() {

@@ -3,26 +3,10 @@
 //! answers they save for idempotent replay.
 
 use chrono::{DateTime, Utc};
-use hotline_core::{Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode};
+use hotline_core::{CaSync, Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode, SuspensionState};
 use sqlx::{Any, Executor};
 
 use crate::rows::{instant, opt_instant, opt_text, text, word};
-
-/// Whether a suspension still holds its certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SuspensionState {
-    Suspended,
-    Released,
-}
-
-impl SuspensionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuspensionState::Suspended => "suspended",
-            SuspensionState::Released => "released",
-        }
-    }
-}
 
 /// One certificate covered by a suspension, with its status now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +33,7 @@ pub struct SuspensionView {
     pub decided_at: DateTime<Utc>,
     pub rules_version: String,
     pub mode: Mode,
-    pub ca_sync: String,
+    pub ca_sync: CaSync,
     /// When `ca_sync` became confirmed or failed; none while pending.
     pub ca_sync_at: Option<DateTime<Utc>>,
     pub released_at: Option<DateTime<Utc>>,
@@ -75,14 +59,6 @@ where
 {
     let rows = sqlx::query(VIEW_QUERY).bind(id).fetch_all(executor).await?;
     let Some(first) = rows.first() else { return Ok(None) };
-    let state = match text(first, "status")?.as_str() {
-        "released" => SuspensionState::Released,
-        _ => SuspensionState::Suspended,
-    };
-    let mode = match text(first, "mode")?.as_str() {
-        "night" => Mode::Night,
-        _ => Mode::Day,
-    };
     let mut certificates = Vec::with_capacity(rows.len());
     for row in &rows {
         if let Some(issuer) = opt_text(row, "issuer")? {
@@ -98,7 +74,7 @@ where
     Ok(Some(SuspensionView {
         id: text(first, "id")?,
         reference: text(first, "reference")?,
-        state,
+        state: word::<SuspensionState>(first, "status")?,
         item: word(first, "item")?,
         cause: word(first, "cause")?,
         language: word(first, "language")?,
@@ -107,8 +83,8 @@ where
         police_report_number: opt_text(first, "police_report_number")?,
         decided_at: instant(first, "decided_at")?,
         rules_version: text(first, "rules_version")?,
-        mode,
-        ca_sync: text(first, "ca_sync")?,
+        mode: word::<Mode>(first, "mode")?,
+        ca_sync: word::<CaSync>(first, "ca_sync")?,
         ca_sync_at: opt_instant(first, "ca_sync_at")?,
         released_at: opt_instant(first, "released_at")?,
         verified_with: opt_text(first, "verified_with")?,

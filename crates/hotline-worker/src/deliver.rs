@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use futures::StreamExt;
-use hotline_ca::{Action, Reason, RevocationRequest, SendError};
-use hotline_store::OutboxEvent;
+use hotline_ca::{RevocationRequest, SendError};
+use hotline_store::{OutboxEvent, UnreadableEvent};
 use tracing::Instrument;
 
 use crate::Worker;
@@ -28,9 +28,14 @@ impl Worker {
     pub async fn drain_once(&self) -> anyhow::Result<usize> {
         let now = Utc::now();
         let lease = chrono::Duration::from_std(self.settings.lease)?;
-        let events = self.store.claim_outbox(&self.owner, now, now + lease, self.settings.batch).await?;
-        let claimed = events.len();
-        futures::stream::iter(events)
+        let leased = self.store.claim_outbox(&self.owner, now, now + lease, self.settings.batch).await?;
+        let claimed = leased.events.len() + leased.unreadable.len();
+        for unreadable in &leased.unreadable {
+            if let Err(e) = self.dead_letter_unreadable(unreadable).await {
+                tracing::error!(event_id = %unreadable.event_id, error = %format!("{e:#}"), "could not dead-letter an unreadable outbox row");
+            }
+        }
+        futures::stream::iter(leased.events)
             .for_each_concurrent(self.settings.concurrency, |event| async move {
                 if let Err(e) = self.deliver(&event).await {
                     // The lease runs out and the event is tried again.
@@ -63,9 +68,12 @@ impl Worker {
     }
 
     async fn send_and_settle(&self, event: &OutboxEvent) -> anyhow::Result<Delivery> {
-        let Some(request) = request_for(event) else {
-            let error = format!("the outbox holds an unknown action {:?} or reason {:?}", event.action, event.reason);
-            return self.dead_letter(event, &error).await;
+        let request = RevocationRequest {
+            event_id: event.event_id.clone(),
+            issuer: event.issuer.clone(),
+            serial: event.serial.clone(),
+            action: event.action,
+            reason: event.reason,
         };
         let started = Instant::now();
         let sent = self.ca.send(&request).await;
@@ -106,16 +114,14 @@ impl Worker {
         );
         Ok(Delivery::DeadLettered)
     }
-}
 
-fn request_for(event: &OutboxEvent) -> Option<RevocationRequest> {
-    Some(RevocationRequest {
-        event_id: event.event_id.clone(),
-        issuer: event.issuer.clone(),
-        serial: event.serial.clone(),
-        action: Action::parse(&event.action)?,
-        reason: Reason::parse(&event.reason)?,
-    })
+    async fn dead_letter_unreadable(&self, event: &UnreadableEvent) -> anyhow::Result<()> {
+        if self.store.outbox_dead_unreadable(event, Utc::now()).await? {
+            self.metrics.dead_letters.inc();
+            tracing::error!(event_id = %event.event_id, error = %event.error, "an outbox row that does not read was dead-lettered");
+        }
+        Ok(())
+    }
 }
 
 fn outcome_label(sent: &Result<hotline_ca::RevocationAnswer, SendError>) -> &'static str {

@@ -18,10 +18,10 @@ pub async fn now(State(state): State<AppState>, _caller: Authorized<AnyRole>) ->
     let snapshot = state.rules.snapshot(now).context("no reception rules are in force")?;
     Ok(JsonAnswer(RulesNow {
         now: tokyo_rfc3339(now),
-        mode: snapshot.mode.as_str().into(),
-        accepted_items: snapshot.accepted_items.iter().map(|i| i.as_str().to_owned()).collect(),
+        mode: snapshot.mode,
+        accepted_items: snapshot.accepted_items,
         next_change_at: snapshot.next_mode_change.map(tokyo_rfc3339),
         rules_version: snapshot.rules_version,
-        staffed_languages: snapshot.staffed_languages.iter().map(|l| l.as_str().to_owned()).collect(),
+        staffed_languages: snapshot.staffed_languages,
     }))
 }

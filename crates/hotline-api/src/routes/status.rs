@@ -6,21 +6,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use hotline_core::rules::tokyo_rfc3339;
-use hotline_core::{IssuerId, Serial};
-use serde_json::Value;
+use hotline_core::{IssuerId, Serial, StatusRecord};
 
 use crate::AppState;
 use crate::answer::{JsonAnswer, JsonText};
 use crate::auth::{Authorized, Validators};
 use crate::body::JsonBody;
-use crate::fields::Fields;
 use crate::path_params::PathParams;
 use crate::problem::{FieldError, Problem};
-use crate::status_service::{Answers, KnownStatus};
+use crate::requests::{BatchRefused, MAX_BATCH, parse_batch};
+use crate::status_service::Answers;
 use crate::wire::{BatchStatusAnswer, CertificateStatusOut, StatusAnswer};
-
-/// The most certificates one batch query may ask about.
-pub const MAX_BATCH: usize = 1000;
 
 fn issuer_not_found() -> Problem {
     Problem::not_found("issuer_not_found", "No such certificate issuer")
@@ -31,23 +27,8 @@ fn unavailable() -> Problem {
         .detail("Neither the revocation cache nor the registry could answer. Retry shortly; do not treat the certificate as good.")
 }
 
-fn out(issuer: &IssuerId, serial: &Serial, known: Option<KnownStatus>) -> CertificateStatusOut {
-    match known {
-        None => CertificateStatusOut {
-            issuer: issuer.as_str().to_owned(),
-            serial: serial.as_str().to_owned(),
-            status: "good".into(),
-            reason: None,
-            since: None,
-        },
-        Some(k) => CertificateStatusOut {
-            issuer: issuer.as_str().to_owned(),
-            serial: serial.as_str().to_owned(),
-            status: k.status.as_str().into(),
-            reason: k.reason,
-            since: Some(tokyo_rfc3339(k.since)),
-        },
-    }
+fn out(issuer: &IssuerId, serial: &Serial, record: Option<&StatusRecord>) -> CertificateStatusOut {
+    CertificateStatusOut::new(issuer.as_str(), serial.as_str(), record)
 }
 
 async fn answer(state: &AppState, keys: &[(IssuerId, Serial)]) -> Result<Answers, Problem> {
@@ -87,14 +68,15 @@ pub async fn single(state: &AppState, issuer: &str, serial: &str) -> Result<Json
     let keys = [(issuer, serial)];
     let mut answers = answer(state, &keys).await?;
     let [(issuer, serial)] = keys;
-    let known = answers.statuses.pop().flatten();
-    Ok(JsonText(StatusAnswer::new(out(&issuer, &serial, known), tokyo_rfc3339(answers.as_of)).to_json().into_bytes()))
+    let record = answers.statuses.pop().flatten();
+    let answer = StatusAnswer::new(out(&issuer, &serial, record.as_ref()), tokyo_rfc3339(answers.as_of));
+    Ok(JsonText(answer.to_json().into_bytes()))
 }
 
 /// The status of up to 1000 certificates at once, all as of one instant.
 #[utoipa::path(
     post, path = "/v1/status", tag = "status",
-    request_body(content = crate::wire::BatchStatusQuery, content_type = "application/json"),
+    request_body(content = crate::requests::BatchStatusQuery, content_type = "application/json"),
     responses(
         (status = 200, body = BatchStatusAnswer),
         (status = 422, description = "validation_failed (unknown issuer, bad serial, per item), batch_too_large", content_type = "application/problem+json"),
@@ -107,47 +89,14 @@ pub async fn batch(
     _caller: Authorized<Validators>,
     JsonBody(body): JsonBody,
 ) -> Result<JsonAnswer<BatchStatusAnswer>, Problem> {
-    let keys = parse_batch(&state, &body)?;
-    let answers = answer(&state, &keys).await?;
-    let results = keys.iter().zip(answers.statuses).map(|((i, s), known)| out(i, s, known)).collect();
-    Ok(JsonAnswer(BatchStatusAnswer { as_of: tokyo_rfc3339(answers.as_of), results }))
-}
-
-fn parse_batch(state: &AppState, body: &Value) -> Result<Vec<(IssuerId, Serial)>, Problem> {
-    let mut errors = Vec::new();
-    let mut keys = Vec::new();
-    if let Some(mut f) = Fields::of(body, "", &mut errors) {
-        let list = f.raw("certificates");
-        f.refuse_unknown();
-        match list.and_then(Value::as_array) {
-            None => errors.push(FieldError::new("certificates", "is required: a list of {issuer, serial}")),
-            Some(list) if list.len() > MAX_BATCH => {
-                return Err(Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "batch_too_large",
-                    "Too many certificates in one query",
-                )
-                .detail(format!(
-                    "Ask about at most {MAX_BATCH} certificates per query; this one asked about {}.",
-                    list.len()
-                )));
-            }
-            Some(list) if list.is_empty() => errors.push(FieldError::new("certificates", "must not be empty")),
-            Some(list) => {
-                for (i, item) in list.iter().enumerate() {
-                    let path = format!("certificates[{i}]");
-                    let Some(mut f) = Fields::of(item, &path, &mut errors) else { continue };
-                    let issuer = f.required("issuer", |s| {
-                        IssuerId::parse(s).ok().filter(|i| state.status.knows_issuer(i)).ok_or("is not a known issuer")
-                    });
-                    let serial = f.required("serial", Serial::parse);
-                    f.refuse_unknown();
-                    if let (Some(i), Some(s)) = (issuer, serial) {
-                        keys.push((i, s));
-                    }
-                }
-            }
+    let keys = parse_batch(&body, |issuer| state.status.knows_issuer(issuer)).map_err(|refused| match refused {
+        BatchRefused::Invalid(errors) => Problem::validation(errors),
+        BatchRefused::TooLarge(asked) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "batch_too_large", "Too many certificates in one query")
+                .detail(format!("Ask about at most {MAX_BATCH} certificates per query; this one asked about {asked}."))
         }
-    }
-    if errors.is_empty() { Ok(keys) } else { Err(Problem::validation(errors)) }
+    })?;
+    let answers = answer(&state, &keys).await?;
+    let results = keys.iter().zip(&answers.statuses).map(|((i, s), record)| out(i, s, record.as_ref())).collect();
+    Ok(JsonAnswer(BatchStatusAnswer { as_of: tokyo_rfc3339(answers.as_of), results }))
 }

@@ -16,11 +16,10 @@ use crate::AppState;
 use crate::answer::JsonAnswer;
 use crate::auth::{Authorized, Clerks, Operators, SuspensionReaders};
 use crate::body::JsonBody;
-use crate::fields::{Fields, short_text};
 use crate::path_params::PathParams;
 use crate::problem::Problem;
-use crate::report::parse_report;
-use crate::wire::{SuspensionDetail, SuspensionReceipt};
+use crate::requests::{ReleaseFields, parse_release, parse_report};
+use crate::wire::{ReceiptStatus, SuspensionDetail, SuspensionReceipt};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -77,9 +76,11 @@ fn saved(status: StatusCode, body: &impl serde::Serialize) -> anyhow::Result<Sav
 
 fn render_suspension(outcome: &SuspendOutcome) -> anyhow::Result<SavedResponse> {
     match outcome {
-        SuspendOutcome::Created(view) => saved(StatusCode::CREATED, &SuspensionReceipt::new(view, "suspended")),
+        SuspendOutcome::Created(view) => {
+            saved(StatusCode::CREATED, &SuspensionReceipt::new(view, ReceiptStatus::Suspended))
+        }
         SuspendOutcome::AlreadySuspended(view) => {
-            saved(StatusCode::OK, &SuspensionReceipt::new(view, "already_suspended"))
+            saved(StatusCode::OK, &SuspensionReceipt::new(view, ReceiptStatus::AlreadySuspended))
         }
         other => anyhow::bail!("no answer is saved for {other:?}"),
     }
@@ -99,7 +100,7 @@ fn outside_hours(decision: &Decision) -> Problem {
 /// Report a lost or stolen item and suspend what it covers.
 #[utoipa::path(
     post, path = "/v1/suspensions", tag = "suspensions",
-    request_body(content = crate::openapi::SuspensionRequest, content_type = "application/json"),
+    request_body(content = crate::requests::SuspensionRequest, content_type = "application/json"),
     params(("Idempotency-Key" = String, Header, description = "Unique per report; reuse it when retrying")),
     responses(
         (status = 201, description = "Suspended", body = SuspensionReceipt),
@@ -227,7 +228,7 @@ fn suspension_not_found() -> Problem {
 #[utoipa::path(
     post, path = "/v1/suspensions/{id}/release", tag = "suspensions",
     params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
-    request_body(content = crate::openapi::ReleaseRequest, content_type = "application/json"),
+    request_body(content = crate::requests::ReleaseRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Released: user identification certificates good again, signature certificates revoked", body = SuspensionDetail),
         (status = 404, description = "suspension_not_found", content_type = "application/problem+json"),
@@ -244,17 +245,7 @@ pub async fn release(
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
-    let mut errors = Vec::new();
-    let parsed = Fields::of(&body, "", &mut errors).and_then(|mut f| {
-        let verified_with = f.required("verified_with", short_text(200));
-        let note = f.optional("note", short_text(1000));
-        f.refuse_unknown();
-        Some((verified_with?, note?))
-    });
-    let (verified_with, note) = match parsed {
-        Some(p) if errors.is_empty() => p,
-        _ => return Err(Problem::validation(errors)),
-    };
+    let ReleaseFields { verified_with, note } = parse_release(&body).map_err(Problem::validation)?;
     let claim = claim_for(&state, &caller.token.id, key, &format!("POST /v1/suspensions/{id}/release"), &body);
     let release = Release {
         suspension_id: id,

@@ -8,33 +8,15 @@
 
 mod file;
 
+pub use crate::vocabulary::Mode;
+use crate::vocabulary::{Item, Language};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Asia::Tokyo;
-use serde::Serialize;
-
-use crate::vocabulary::{Item, Language};
 
 pub use file::RulesFileError;
 
 /// The built-in rule file, encoding SPEC.md.
 pub const DEFAULT_RULES_TOML: &str = include_str!("default.toml");
-
-/// Which window of the Tokyo day an instant falls in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Day,
-    Night,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Day => "day",
-            Mode::Night => "night",
-        }
-    }
-}
 
 /// Languages whose operators are on duty between two Tokyo wall-clock times.
 /// Informational only: staffing never decides whether a report is accepted.

@@ -1,12 +1,45 @@
-//! Turning a suspension request body into domain types, once, at the edge.
-//! Every field error is collected so the operator fixes everything in one go.
+//! The suspension request (`POST /v1/suspensions`): its schema, and the
+//! parser that turns a body into domain types, once, at the edge. Every field
+//! error is collected so the operator fixes everything in one go.
 
 use chrono::NaiveDate;
 use hotline_core::{CallId, Cause, DeviceId, IndividualNumber, Item, Language};
 use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::fields::{Fields, short_text, word};
+use crate::fields::{Fields, Reading, short_text, word};
 use crate::problem::FieldError;
+
+/// A report of a lost or stolen item. Unknown fields are refused.
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `parse_report` reads it.
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "call_id": "call-2026-11-22-0042", "language": "en", "item": "smartphone", "cause": "theft",
+    "holder": {"individual_number": "123456789018", "date_of_birth": "1980-04-01"},
+    "device_id": "android-3f9a", "police_report_number": "R-2026-1122-07"
+}))]
+pub struct SuspensionRequest {
+    #[schema(example = "call-2026-11-22-0042")]
+    pub call_id: String,
+    pub language: Language,
+    pub item: Item,
+    pub cause: Cause,
+    pub holder: HolderIn,
+    /// Required when item is smartphone, refused otherwise.
+    pub device_id: Option<String>,
+    pub police_report_number: Option<String>,
+}
+
+/// The holder, identified by number and date of birth.
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `parse_report` reads it.
+#[derive(ToSchema)]
+pub struct HolderIn {
+    /// 12 digits with a valid check digit. Never stored or logged in clear.
+    #[schema(example = "123456789018")]
+    pub individual_number: String,
+    #[schema(example = "1980-04-01", format = Date)]
+    pub date_of_birth: String,
+}
 
 /// A well-formed report of a loss or theft.
 #[derive(Debug)]
@@ -42,8 +75,15 @@ fn date_of_birth(today: NaiveDate) -> impl Fn(&str) -> Result<NaiveDate, String>
 
 /// Parses a report; `today` (Tokyo) bounds the date of birth.
 pub fn parse_report(body: &Value, today: NaiveDate) -> Result<Report, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let report = Fields::of(body, "", &mut errors).and_then(|mut f| {
+    let mut reading = Reading::default();
+    match read_report(body, today, &mut reading) {
+        Some(r) if reading.is_ok() => Ok(r),
+        _ => Err(reading.errors),
+    }
+}
+
+pub(crate) fn read_report(body: &Value, today: NaiveDate, reading: &mut Reading) -> Option<Report> {
+    Fields::of(body, "", reading).and_then(|mut f| {
         let call_id = f.required("call_id", CallId::parse);
         let language = f.required("language", word::<Language>);
         let item = f.required("item", word::<Item>);
@@ -75,11 +115,7 @@ pub fn parse_report(body: &Value, today: NaiveDate) -> Result<Report, Vec<FieldE
             device_id: device_id?,
             police_report_number: police_report_number?,
         })
-    });
-    match report {
-        Some(r) if errors.is_empty() => Ok(r),
-        _ => Err(errors),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! The release request (`POST /v1/suspensions/{id}/release`): its schema and
+//! its parser. A clerk names the identity document they checked.
+
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::fields::{Fields, Reading, short_text};
+use crate::problem::FieldError;
+
+/// A release at the counter. Unknown fields are refused.
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `parse_release` reads it.
+#[derive(ToSchema)]
+#[schema(example = json!({"verified_with": "residence card", "note": "card found by the holder"}))]
+pub struct ReleaseRequest {
+    /// The identity document the clerk checked (1 to 200 characters).
+    #[schema(example = "residence card")]
+    pub verified_with: String,
+    /// Anything the clerk wants on record (1 to 1000 characters).
+    pub note: Option<String>,
+}
+
+/// A well-formed release.
+#[derive(Debug)]
+pub struct ReleaseFields {
+    pub verified_with: String,
+    pub note: Option<String>,
+}
+
+pub fn parse_release(body: &Value) -> Result<ReleaseFields, Vec<FieldError>> {
+    let mut reading = Reading::default();
+    match read_release(body, &mut reading) {
+        Some(r) if reading.is_ok() => Ok(r),
+        _ => Err(reading.errors),
+    }
+}
+
+pub(crate) fn read_release(body: &Value, reading: &mut Reading) -> Option<ReleaseFields> {
+    Fields::of(body, "", reading).and_then(|mut f| {
+        let verified_with = f.required("verified_with", short_text(200));
+        let note = f.optional("note", short_text(1000));
+        f.refuse_unknown();
+        Some(ReleaseFields { verified_with: verified_with?, note: note? })
+    })
+}
