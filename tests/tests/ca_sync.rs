@@ -397,7 +397,10 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
         registry.suspend_card(i).await;
     }
     let spawn = || {
+        // A clean environment: the binary refuses HOTLINE_* variables it does not read, such as the tests' own.
         Command::new(hotline_testkit::workspace_binary("hotline"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .args(["worker", "--listen", "127.0.0.1:0"])
             .env("HOTLINE_DATABASE_URL", &registry.db.url)
             .env("HOTLINE_CA_URL", ca.url())

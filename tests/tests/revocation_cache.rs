@@ -84,7 +84,7 @@ async fn a_stale_or_missing_marker_sends_readers_to_the_store(backend: Backend) 
     let server = RedisServer::start();
     let mut options = redis(&server, "hl");
     options.sync_interval = None;
-    options.status.freshness_bound = Duration::from_millis(300);
+    options.freshness_bound = Duration::from_millis(300);
     let app = TestApp::spawn_with(backend, options).await;
     app.status.sync.step().await.unwrap();
     let (_, certs) = suspend_card(&app, 0).await;
@@ -252,7 +252,7 @@ async fn with_near_caches_a_suspension_reaches_every_instance_by_pub_sub(backend
     let a = TestApp::spawn_with(backend, options.clone()).await;
     // B polls the store only once a minute: only a poke can bring it the change in time.
     options.sync_interval = Some(Duration::from_secs(60));
-    options.status.freshness_bound = Duration::from_secs(30);
+    options.freshness_bound = Duration::from_secs(30);
     let b = a.instance(options).await;
     b.wait_for_cache().await;
     // Give B's subscriber a moment to be subscribed before the poke is sent.
@@ -274,7 +274,7 @@ async fn a_near_cache_that_lost_its_feed_stops_answering(backend: Backend) {
     let mut options = redis(&server, &prefix);
     options.near_cache = true;
     options.database_url = Some(a.db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()));
-    options.status.freshness_bound = Duration::from_millis(500);
+    options.freshness_bound = Duration::from_millis(500);
     let b = a.instance(options).await;
     b.wait_for_cache().await;
     let (_, before) = suspend_card(&a, 0).await;

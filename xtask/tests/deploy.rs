@@ -1,6 +1,7 @@
 //! The deployment files parse, and refer only to what the service really
-//! has: its commands, flags and `HOTLINE_*` variables (read from the CLI and
-//! configuration source), ca-sim's flags, and the binaries the image builds.
+//! has: its commands, flags and `HOTLINE_*` variables (from its own list of
+//! settings and clap's description of its CLI), ca-sim's flags, and the
+//! binaries the image builds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -24,47 +25,37 @@ fn yaml_documents(path: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Every `HOTLINE_…` variable the service reads: the configuration keys and the CLI's `env = …`.
+/// Every `HOTLINE_…` variable the service reads, from the service's own list of settings and its CLI.
 fn real_variables() -> BTreeSet<String> {
-    let config = read("crates/hotline/src/config.rs");
-    let only = &config[config.find(".only(&[").unwrap()..];
-    let only = &only[..only.find("])").unwrap()];
-    let mut vars: BTreeSet<String> =
-        only.split('"').skip(1).step_by(2).map(|key| format!("HOTLINE_{}", key.to_ascii_uppercase())).collect();
-    for file in ["crates/hotline/src/cli.rs", "crates/hotline/src/telemetry.rs"] {
-        let text = read(file);
-        for piece in text.split('"').skip(1).step_by(2) {
-            if piece.starts_with("HOTLINE_") && piece.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-                vars.insert(piece.to_owned());
-            }
-        }
-    }
+    let vars: BTreeSet<String> = hotline::variables().into_iter().collect();
     assert!(vars.contains("HOTLINE_DATABASE_URL") && vars.contains("HOTLINE_CA_URL") && vars.contains("HOTLINE_LOG"));
     vars
 }
 
-/// `hotline` subcommands and long flags, from the CLI source.
+/// Every long flag of a command and its subcommands.
+fn long_flags(command: &clap::Command, out: &mut BTreeSet<String>) {
+    out.extend(command.get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")));
+    for sub in command.get_subcommands() {
+        long_flags(sub, out);
+    }
+}
+
+/// `hotline` subcommands and long flags, from clap's own description of the CLI.
 fn real_commands() -> (BTreeSet<String>, BTreeSet<String>) {
-    let cli = read("crates/hotline/src/cli.rs");
-    let enum_body = &cli[cli.find("pub enum Command {").unwrap()..];
-    let enum_body = &enum_body[..enum_body.find("\n}\n").unwrap()];
-    let commands: BTreeSet<String> = enum_body
-        .lines()
-        .filter_map(|l| l.strip_prefix("    ").filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_uppercase())))
-        .map(|l| l.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap().to_ascii_lowercase())
-        .collect();
-    let flags: BTreeSet<String> = cli
-        .lines()
-        .zip(cli.lines().skip(1))
-        .filter(|(attr, _)| attr.contains("#[arg(long"))
-        .filter_map(|(_, field)| {
-            let field = field.trim();
-            field.strip_prefix("pub ").unwrap_or(field).split(':').next()
-        })
-        .map(|f| format!("--{}", f.replace('_', "-")))
-        .collect();
+    let cli = <hotline::cli::Cli as clap::CommandFactory>::command();
+    let commands: BTreeSet<String> = cli.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    let mut flags = BTreeSet::new();
+    long_flags(&cli, &mut flags);
     assert!(flags.contains("--listen") && flags.contains("--holders"), "{flags:?}");
     (commands, flags)
+}
+
+/// ca-sim's long flags, from clap's description of its CLI.
+fn ca_sim_flags() -> BTreeSet<String> {
+    let mut flags = BTreeSet::new();
+    long_flags(&<ca_sim::cli::Args as clap::CommandFactory>::command(), &mut flags);
+    assert!(flags.contains("--latency-ms"), "{flags:?}");
+    flags
 }
 
 fn variables_in(value: &Value, found: &mut BTreeSet<String>) {
@@ -147,7 +138,7 @@ fn the_kubernetes_manifests_parse_and_use_only_real_commands_and_variables() {
 fn the_compose_file_parses_and_uses_only_real_commands_flags_and_variables() {
     let vars = real_variables();
     let (commands, flags) = real_commands();
-    let ca_sim_main = read("crates/ca-sim/src/main.rs");
+    let ca_sim_flags = ca_sim_flags();
     let mut compose = yaml_documents("deploy/compose.yaml").remove(0);
     // Resolve the `<<: *hotline` merge keys, so the merged services are checked too.
     compose.apply_merge().unwrap();
@@ -166,11 +157,8 @@ fn the_compose_file_parses_and_uses_only_real_commands_flags_and_variables() {
         if service["image"].as_str() == Some("hotline:latest") {
             if strings(&service["entrypoint"]) == ["ca-sim"] {
                 for flag in command.iter().filter(|a| a.starts_with("--")) {
-                    let field = flag.trim_start_matches("--").replace('-', "_");
-                    assert!(
-                        ca_sim_main.contains(&format!("    {field}:")),
-                        "compose {name}: `{flag}` is not a ca-sim flag"
-                    );
+                    let flag = flag.split('=').next().unwrap();
+                    assert!(ca_sim_flags.contains(flag), "compose {name}: `{flag}` is not a ca-sim flag");
                 }
             } else {
                 check_hotline_args(&command, &commands, &flags, &format!("compose {name}"));

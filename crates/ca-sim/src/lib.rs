@@ -9,6 +9,7 @@
 //! The HTTP API is described in ARCHITECTURE.md.
 
 mod authority;
+pub mod cli;
 mod http;
 mod ledger;
 

@@ -43,6 +43,7 @@ pub use dispatch::Api;
 use metrics::Metrics;
 use problem::Problem;
 use request_layer::RequestLayer;
+pub use routes::health::{METRICS_CONTENT_TYPE, probes};
 pub use serving::serve;
 use status_service::StatusService;
 pub use tokens::TokenCache;

@@ -104,3 +104,11 @@ impl SampleHolder {
         })
     }
 }
+
+impl crate::Store {
+    /// Registers generated holders under `key`'s fingerprints; returns how many were new.
+    pub async fn insert_samples(&self, key: &PiiKey, samples: &[SampleHolder]) -> anyhow::Result<usize> {
+        let holders: Vec<NewHolder> = samples.iter().map(|h| h.to_new_holder(key)).collect();
+        self.insert_holders(&holders, chrono::Utc::now()).await
+    }
+}

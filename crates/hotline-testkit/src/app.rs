@@ -1,12 +1,17 @@
 //! The API on a real listener on port 0, over a fresh database with a seeded
-//! registry, a token per role, and a clock the test sets.
+//! registry, a token per role, and a clock the test sets. It is the binary's
+//! own assembly (`hotline::app::Application`, as `hotline api` runs it),
+//! configured through the binary's own settings.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use hotline_api::{AppState, FixedClock, Services};
-use hotline_core::{PiiKey, Role, RuleBook};
+use hotline::app::{Application, Assembly, CacheFollowing, Parts};
+use hotline::config::{Bounded, Config};
+use hotline_api::FixedClock;
+use hotline_core::{PiiKey, Role};
 use hotline_store::synthetic::{Generator, SampleHolder};
 use hotline_store::{Backend, Store};
 use rand::SeedableRng;
@@ -14,8 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use hotline_api::metrics::Metrics;
-use hotline_api::status_service::{StatusService, StatusSettings};
-use hotline_cache::{MemoryCache, NearCache, RedisCache, RedisSettings, RevocationCache};
+use hotline_api::status_service::StatusService;
 
 use crate::TestDb;
 
@@ -55,10 +59,11 @@ pub enum TestCache {
 pub struct TestOptions {
     pub cache: TestCache,
     /// How often the background cache sync runs; `None`: no background sync.
-    pub sync_interval: Option<std::time::Duration>,
+    pub sync_interval: Option<Duration>,
     /// Connect to the database through this URL instead (a proxy a test can cut).
     pub database_url: Option<String>,
-    pub status: StatusSettings,
+    /// The cache answers only if confirmed complete this recently (`cache_freshness_ms`).
+    pub freshness_bound: Duration,
     /// With a Redis cache: an in-process near-cache in front of it.
     pub near_cache: bool,
 }
@@ -67,10 +72,39 @@ impl Default for TestOptions {
     fn default() -> Self {
         Self {
             cache: TestCache::Memory,
-            sync_interval: Some(std::time::Duration::from_millis(100)),
+            sync_interval: Some(Duration::from_millis(100)),
             database_url: None,
-            status: StatusSettings::default(),
+            freshness_bound: Duration::from_secs(2),
             near_cache: false,
+        }
+    }
+}
+
+fn millis<const MIN: u64, const MAX: u64>(d: Duration) -> Bounded<MIN, MAX> {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Bounded::new(ms).unwrap_or_else(|| panic!("{ms} ms is outside the setting's range {MIN} to {MAX}"))
+}
+
+impl TestOptions {
+    /// The binary's configuration for these options, over `database_url`.
+    fn config(&self, database_url: &str) -> Config {
+        let (redis_url, redis_prefix) = match &self.cache {
+            TestCache::Memory => (None, "hl".to_owned()),
+            TestCache::Redis { url, prefix } => (Some(url.clone()), prefix.clone()),
+        };
+        Config {
+            database_url: Some(self.database_url.clone().unwrap_or_else(|| database_url.to_owned())),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // Two serving threads, as on a 2-core machine, so tests cross threads as production does.
+            http_threads: Bounded::new(2),
+            pii_key: Some(TEST_PII_KEY.to_owned()),
+            redis_url,
+            redis_prefix,
+            near_cache: self.near_cache,
+            cache_freshness_ms: millis(self.freshness_bound),
+            // Without a background sync the near-cache still polls, at the default interval.
+            cache_sync_interval_ms: millis(self.sync_interval.unwrap_or(Duration::from_millis(250))),
+            ..Config::default()
         }
     }
 }
@@ -111,6 +145,9 @@ impl Drop for TestApp {
 
 const HOLDERS: usize = 40;
 
+/// The PII key every test instance uses: bytes 0 to 31.
+const TEST_PII_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_with(backend, TestOptions::default()).await
@@ -120,7 +157,7 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, options: TestOptions) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
-        let pii_key = PiiKey::from_bytes((0u8..32).collect()).unwrap();
+        let pii_key = PiiKey::from_hex(TEST_PII_KEY).unwrap();
         let mut generator = Generator::new(rand::rngs::StdRng::seed_from_u64(7));
         let mut holders: Vec<SampleHolder> = (0..HOLDERS).map(|_| generator.holder()).collect();
         // Put holders with smartphones first so tests can take them by index.
@@ -161,54 +198,21 @@ impl TestApp {
         pii_key: PiiKey,
         options: TestOptions,
     ) -> TestApp {
-        let store = Store::connect(options.database_url.as_deref().unwrap_or(&db.url)).await.unwrap();
-        let cache = match &options.cache {
-            TestCache::Memory => RevocationCache::Memory(MemoryCache::new()),
-            TestCache::Redis { url, prefix } => RevocationCache::Redis(
-                RedisCache::new(RedisSettings {
-                    url: url.clone(),
-                    prefix: prefix.clone(),
-                    timeout: std::time::Duration::from_millis(300),
-                })
-                .unwrap(),
-            ),
-        };
-        let issuers = db.store().await.issuers().await.unwrap();
-        let mut status = StatusService::new(store.clone(), cache.clone(), issuers, options.status);
-        let mut near_task = None;
-        if let (RevocationCache::Redis(redis), true) = (&cache, options.near_cache) {
-            let near = NearCache::new(store.clone(), redis.clone());
-            let interval = options.sync_interval.unwrap_or(std::time::Duration::from_millis(250));
-            near_task = Some(tokio::spawn(near.clone().run(interval)));
-            status = status.with_near_cache(near);
-        }
-        let status = Arc::new(status);
-        let metrics = Arc::new(Metrics::new());
-        let state = AppState::from(Services {
-            store: store.clone(),
-            rules: Arc::new(RuleBook::builtin().unwrap()),
-            clock: clock.clone(),
-            pii_key: pii_key.clone(),
-            status: status.clone(),
-            metrics: metrics.clone(),
-            tokens: Arc::default(),
-            ops: Arc::default(),
-        });
-        // Two serving threads, as on a 2-core machine, so tests cross threads as production does.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut tasks = vec![tokio::spawn(async move {
-            let _ = hotline_api::serve(listener, 2, None, state, std::future::pending()).await;
+        let config = options.config(&db.url);
+        let cache_following =
+            if options.sync_interval.is_some() { CacheFollowing::Background } else { CacheFollowing::OnDemand };
+        let assembly = Assembly { parts: Parts::Api, clock: clock.clone(), cache_following };
+        let application = Application::build(&config, assembly).await.unwrap();
+        let addr = application.addr();
+        let state = application.state().expect("an API instance has its state").clone();
+        let tasks = vec![tokio::spawn(async move {
+            let _ = application.run_until_stopped(std::future::pending()).await;
         })];
-        if let Some(interval) = options.sync_interval {
-            tasks.push(tokio::spawn(status.sync.clone().run(interval)));
-        }
-        tasks.extend(near_task);
         TestApp {
             addr,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
-            store,
+            store: state.store.clone(),
             clock,
             pii_key,
             holders,
@@ -216,8 +220,8 @@ impl TestApp {
             supervisor: tokens.supervisor,
             clerk: tokens.clerk,
             validator: tokens.validator,
-            status,
-            metrics,
+            status: state.status.clone(),
+            metrics: state.metrics.clone(),
             options,
             db,
             tasks,

@@ -3,7 +3,6 @@
 //! flow works on a machine with nothing installed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use hotline_ca::{CaClient, TrustedIssuer};
@@ -12,22 +11,31 @@ use hotline_worker::{TrustStore, Worker, WorkerMetrics};
 
 use crate::config::Config;
 
+/// What a worker does when no `ca_url` is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutCaUrl {
+    /// Start ca-sim in this process (`hotline serve`: the embedded default works with nothing installed).
+    StartCaSim,
+    /// Refuse to start (`hotline worker`: a worker on its own is a deployment, which has a real CA).
+    Refuse,
+}
+
 /// The worker for this process, talking to the configured CA or an embedded one.
 pub async fn worker(
     config: &Config,
     store: Store,
     metrics: Arc<WorkerMetrics>,
-    allow_embedded: bool,
+    without_ca_url: WithoutCaUrl,
 ) -> anyhow::Result<Worker> {
-    let timeout = Duration::from_millis(config.ca_timeout_ms);
+    let timeout = config.ca_timeout_ms.millis();
     let trust = match &config.ca_trust_dir {
         Some(dir) => TrustStore::from_dir(dir)?,
         None => TrustStore::default(),
     };
-    let client = match &config.ca_url {
-        Some(url) => CaClient::new(url, timeout)?,
-        None if allow_embedded => embedded_ca(config, &trust).await?,
-        None => {
+    let client = match (&config.ca_url, without_ca_url) {
+        (Some(url), _) => CaClient::new(url, timeout)?,
+        (None, WithoutCaUrl::StartCaSim) => embedded_ca(config, &trust).await?,
+        (None, WithoutCaUrl::Refuse) => {
             anyhow::bail!("HOTLINE_CA_URL is required: a worker on its own needs a certificate authority to talk to")
         }
     };
@@ -55,5 +63,5 @@ async fn embedded_ca(config: &Config, trust: &TrustStore) -> anyhow::Result<CaCl
         ca_url = %url, dir = %dir.display(),
         "no HOTLINE_CA_URL: running the development CA (ca-sim) in this process; set HOTLINE_CA_URL for a real CA"
     );
-    Ok(CaClient::new(&url, Duration::from_millis(config.ca_timeout_ms))?)
+    Ok(CaClient::new(&url, config.ca_timeout_ms.millis())?)
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use hotline_cache::CacheSync;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::Config;
+use hotline::config::Config;
 
 pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
     let store = config.open_store().await?;

@@ -45,9 +45,9 @@ pub enum Command {
         listen: Option<SocketAddr>,
     },
     /// Run the CA sync worker only: deliver the outbox to HOTLINE_CA_URL and reconcile CRLs.
-    /// Serves /metrics and /health on the listen address.
+    /// Serves /healthz, /readyz and /metrics on the listen address.
     Worker {
-        /// Address for /metrics and /health (overrides HOTLINE_LISTEN).
+        /// Address for /healthz, /readyz and /metrics (overrides HOTLINE_LISTEN).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },

@@ -1,10 +1,14 @@
 //! Configuration: built-in defaults, then a TOML file, then `HOTLINE_*`
-//! environment variables; validated at start-up with a clear message.
+//! environment variables, read strictly at start-up. A key the file does not
+//! know, a `HOTLINE_*` variable the service does not read, or a value out of
+//! its range is refused with the setting's name, the value and what is
+//! allowed (a mistyped key must never leave the fail-closed bound at its
+//! default unnoticed). The list of settings is [`Config`]'s fields: the
+//! environment's allow-list, the README's table check and the deployment
+//! tests all derive it from there ([`settings`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -16,20 +20,28 @@ use hotline_store::{Backend, Store};
 use hotline_worker::{Backoff, WorkerSettings};
 use serde::{Deserialize, Serialize};
 
+pub use crate::bounded::Bounded;
+
 /// Where the embedded default keeps its database and key, relative to the working directory.
 const DEFAULT_DATA_DIR: &str = "hotline-data";
 const DEFAULT_CONFIG_FILE: &str = "hotline.toml";
+/// The prefix of every environment variable the service reads.
+pub const ENV_PREFIX: &str = "HOTLINE_";
+/// Logs: informative, without the database driver's and HTTP library's chatter.
+const DEFAULT_LOG: &str = "info,sqlx=warn,hyper=warn";
 
+/// Every setting. Each field is a key in `hotline.toml` and a `HOTLINE_<KEY>`
+/// variable; the README's configuration table lists each one (a test holds it to this list).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// `postgres://…` or `sqlite:…`; absent means the embedded default.
     pub database_url: Option<String>,
     pub listen: SocketAddr,
     /// Serve `/metrics` and `/ops` on this address instead of beside the API.
     pub admin_listen: Option<SocketAddr>,
-    /// Threads that serve the API, each with its own socket on the listen
-    /// address; absent means one per core this process may use.
-    pub http_threads: Option<usize>,
+    /// Threads that serve the API; absent means one per core this process may use.
+    pub http_threads: Option<Bounded<1, 1024>>,
     /// Hex, at least 32 bytes. Required with PostgreSQL; generated in the data directory otherwise.
     pub pii_key: Option<String>,
     pub data_dir: PathBuf,
@@ -40,36 +52,38 @@ pub struct Config {
     /// Prefix of every Redis key (several deployments can share one Redis).
     pub redis_prefix: String,
     /// The cache answers validators only if it was confirmed complete this recently (ms).
-    pub cache_freshness_ms: u64,
+    pub cache_freshness_ms: Bounded<100, 60_000>,
     /// How often each instance brings the cache up to the store (ms).
-    pub cache_sync_interval_ms: u64,
+    pub cache_sync_interval_ms: Bounded<10, 600_000>,
     /// With Redis: keep an in-process near-cache in each instance as well.
     pub near_cache: bool,
     /// The certificate authority's base URL; absent means ca-sim runs in this process.
     pub ca_url: Option<String>,
     /// Bound on each call to the CA (ms).
-    pub ca_timeout_ms: u64,
+    pub ca_timeout_ms: Bounded<100, 600_000>,
     /// A directory of `{issuer}.pem` issuer certificates to verify CRLs with;
     /// absent means each is pinned the first time it is fetched from the CA.
     pub ca_trust_dir: Option<PathBuf>,
     /// Outbox events leased per claim.
-    pub worker_batch: i64,
+    pub worker_batch: Bounded<1, 10_000>,
     /// Outbox events sent to the CA at the same time.
-    pub worker_concurrency: usize,
+    pub worker_concurrency: Bounded<1, 1_024>,
     /// Attempts before a failing event is dead-lettered.
-    pub worker_max_attempts: i64,
+    pub worker_max_attempts: Bounded<1, 1_000>,
     /// First retry waits up to this long (ms); each further retry doubles it, up to the cap.
-    pub worker_backoff_base_ms: u64,
-    pub worker_backoff_cap_ms: u64,
+    pub worker_backoff_base_ms: Bounded<1, 3_600_000>,
+    pub worker_backoff_cap_ms: Bounded<1, 86_400_000>,
     /// How long the worker waits before looking again when nothing was due (ms).
-    pub worker_poll_ms: u64,
+    pub worker_poll_ms: Bounded<1, 60_000>,
     /// How long a worker's lease on the events it is sending lasts (ms).
-    pub worker_lease_ms: u64,
+    pub worker_lease_ms: Bounded<100, 86_400_000>,
     /// How often each issuer's CRL is reconciled with the registry (s).
-    pub reconcile_interval_s: u64,
+    pub reconcile_interval_s: Bounded<1, 86_400>,
     /// An OTLP/HTTP collector (`http://collector:4318`) to export traces to;
     /// absent means the standard `OTEL_EXPORTER_OTLP_ENDPOINT`, or no export.
     pub otlp_endpoint: Option<String>,
+    /// Log filter (`info`, `debug`, `hotline_api=debug`, …).
+    pub log: String,
 }
 
 impl Default for Config {
@@ -84,71 +98,141 @@ impl Default for Config {
             rules_file: None,
             redis_url: None,
             redis_prefix: "hl".into(),
-            cache_freshness_ms: 2_000,
-            cache_sync_interval_ms: 250,
+            cache_freshness_ms: Bounded::of(2_000),
+            cache_sync_interval_ms: Bounded::of(250),
             near_cache: true,
             ca_url: None,
-            ca_timeout_ms: 5_000,
+            ca_timeout_ms: Bounded::of(5_000),
             ca_trust_dir: None,
-            worker_batch: 64,
-            worker_concurrency: 16,
-            worker_max_attempts: 20,
-            worker_backoff_base_ms: 500,
-            worker_backoff_cap_ms: 300_000,
-            worker_poll_ms: 100,
-            worker_lease_ms: 60_000,
-            reconcile_interval_s: 300,
+            worker_batch: Bounded::of(64),
+            worker_concurrency: Bounded::of(16),
+            worker_max_attempts: Bounded::of(20),
+            worker_backoff_base_ms: Bounded::of(500),
+            worker_backoff_cap_ms: Bounded::of(300_000),
+            worker_poll_ms: Bounded::of(100),
+            worker_lease_ms: Bounded::of(60_000),
+            reconcile_interval_s: Bounded::of(300),
             otlp_endpoint: None,
+            log: DEFAULT_LOG.into(),
         }
     }
 }
 
+/// Every setting's key, as [`Config`] names it (`cache_freshness_ms`).
+pub fn settings() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The environment variable of a setting (`HOTLINE_CACHE_FRESHNESS_MS`).
+pub fn variable(setting: &str) -> String {
+    format!("{ENV_PREFIX}{}", setting.to_ascii_uppercase())
+}
+
+/// The known name closest to `unknown`, if one is close enough to be a likely typo.
+fn nearest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(&unknown.to_ascii_lowercase(), &k.to_ascii_lowercase()), k))
+        .filter(|(distance, k)| *distance <= 3.max(k.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+fn suggestion(nearest: Option<&str>) -> String {
+    nearest.map(|n| format!("; did you mean {n}?")).unwrap_or_default()
+}
+
 impl Config {
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let toml = match file {
-            Some(path) => {
-                if !path.exists() {
-                    bail!("configuration file {} does not exist", path.display());
-                }
-                Toml::file(path)
-            }
-            None => Toml::file(DEFAULT_CONFIG_FILE),
+    /// Reads the configuration: defaults, the file, then the process's `HOTLINE_*`
+    /// variables. `also_read` names the variables read elsewhere (the command line's).
+    pub fn load(file: Option<&Path>, also_read: &[String]) -> anyhow::Result<Self> {
+        refuse_unknown_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()), also_read)?;
+        // Only the file named, or the default one in the working directory: never one found in a parent directory.
+        let file = match file {
+            Some(path) if !path.exists() => bail!("configuration file {} does not exist", path.display()),
+            Some(path) => Some(path),
+            None => Some(Path::new(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
         };
-        Figment::from(Serialized::defaults(Config::default()))
-            .merge(toml)
-            .merge(Env::prefixed("HOTLINE_").only(&[
-                "database_url",
-                "listen",
-                "admin_listen",
-                "http_threads",
-                "pii_key",
-                "data_dir",
-                "rules_file",
-                "redis_url",
-                "redis_prefix",
-                "cache_freshness_ms",
-                "cache_sync_interval_ms",
-                "near_cache",
-                "ca_url",
-                "ca_timeout_ms",
-                "ca_trust_dir",
-                "worker_batch",
-                "worker_concurrency",
-                "worker_max_attempts",
-                "worker_backoff_base_ms",
-                "worker_backoff_cap_ms",
-                "worker_poll_ms",
-                "worker_lease_ms",
-                "reconcile_interval_s",
-                "otlp_endpoint",
-            ]))
-            .extract()
-            .context("invalid configuration")
+        let names = settings();
+        let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config =
+            figment.merge(Env::prefixed(ENV_PREFIX).only(&keys)).extract().map_err(|e| explain(e, &keys))?;
+        config.validate()?;
+        Ok(config)
     }
 
-    /// How many threads serve the API (at least one).
+    /// What no single setting's range can say: how settings relate, and the values that are text.
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url
+            && Backend::from_url(url).is_none()
+        {
+            bail!("setting database_url (HOTLINE_DATABASE_URL) must start with postgres:// or sqlite:");
+        }
+        if let Some(hex) = &self.pii_key
+            && PiiKey::from_hex(hex).is_err()
+        {
+            // The value is a secret: never repeated.
+            bail!("setting pii_key (HOTLINE_PII_KEY) must be 64 or more hex digits (e.g. `openssl rand -hex 32`)");
+        }
+        if let Some(url) = &self.redis_url
+            && !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|s| url.starts_with(s))
+        {
+            bail!("setting redis_url (HOTLINE_REDIS_URL) = {url:?} must start with redis://, rediss:// or unix://");
+        }
+        let prefix_ok = !self.redis_prefix.is_empty()
+            && self.redis_prefix.len() <= 64
+            && self.redis_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !prefix_ok {
+            bail!(
+                "setting redis_prefix (HOTLINE_REDIS_PREFIX) = {:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.'",
+                self.redis_prefix
+            );
+        }
+        for (setting, url) in [("ca_url", &self.ca_url), ("otlp_endpoint", &self.otlp_endpoint)] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                bail!("setting {setting} ({}) = {url:?} must start with http:// or https://", variable(setting));
+            }
+        }
+        if self.worker_backoff_cap_ms.get() < self.worker_backoff_base_ms.get() {
+            bail!(
+                "setting worker_backoff_cap_ms (HOTLINE_WORKER_BACKOFF_CAP_MS) = {} is below worker_backoff_base_ms = {}: the cap must be at least the first wait",
+                self.worker_backoff_cap_ms,
+                self.worker_backoff_base_ms
+            );
+        }
+        Ok(())
+    }
+
+    /// Settings that work but defeat their purpose, said once at start-up.
+    pub fn warn_about_mismatches(&self) {
+        if self.cache_freshness_ms.get() <= self.cache_sync_interval_ms.get() {
+            tracing::warn!(
+                cache_freshness_ms = self.cache_freshness_ms.get(),
+                cache_sync_interval_ms = self.cache_sync_interval_ms.get(),
+                "the cache is synced less often than its freshness bound: validators will often be answered by the database"
+            );
+        }
+        if self.worker_lease_ms.get() <= self.ca_timeout_ms.get() {
+            tracing::warn!(
+                worker_lease_ms = self.worker_lease_ms.get(),
+                ca_timeout_ms = self.ca_timeout_ms.get(),
+                "a lease can run out during a CA call: another worker may send the same event meanwhile (the CA applies it once)"
+            );
+        }
+    }
+
+    /// How many threads serve the API.
     pub fn http_threads(&self) -> usize {
-        self.http_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
+        self.http_threads.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), Bounded::count)
     }
 
     /// True when no database is configured: SQLite in the data directory, demo data on first start.
@@ -197,27 +281,24 @@ impl Config {
             Some(url) => Ok(RevocationCache::Redis(RedisCache::new(RedisSettings {
                 url: url.clone(),
                 prefix: self.redis_prefix.clone(),
-                timeout: Duration::from_millis(250),
+                timeout: std::time::Duration::from_millis(250),
             })?)),
         }
     }
 
     pub fn status_settings(&self) -> StatusSettings {
-        StatusSettings { freshness_bound: Duration::from_millis(self.cache_freshness_ms), ..StatusSettings::default() }
+        StatusSettings { freshness_bound: self.cache_freshness_ms.millis(), ..StatusSettings::default() }
     }
 
     pub fn worker_settings(&self) -> WorkerSettings {
         WorkerSettings {
-            batch: self.worker_batch.max(1),
-            concurrency: self.worker_concurrency.max(1),
-            lease: Duration::from_millis(self.worker_lease_ms),
-            poll: Duration::from_millis(self.worker_poll_ms),
-            max_attempts: self.worker_max_attempts.max(1),
-            backoff: Backoff {
-                base: Duration::from_millis(self.worker_backoff_base_ms),
-                cap: Duration::from_millis(self.worker_backoff_cap_ms),
-            },
-            reconcile_interval: Duration::from_secs(self.reconcile_interval_s.max(1)),
+            batch: self.worker_batch.signed(),
+            concurrency: self.worker_concurrency.count(),
+            lease: self.worker_lease_ms.millis(),
+            poll: self.worker_poll_ms.millis(),
+            max_attempts: self.worker_max_attempts.signed(),
+            backoff: Backoff { base: self.worker_backoff_base_ms.millis(), cap: self.worker_backoff_cap_ms.millis() },
+            reconcile_interval: self.reconcile_interval_s.seconds(),
         }
     }
 
@@ -234,6 +315,53 @@ impl Config {
     }
 }
 
+/// Refuses a `HOTLINE_*` variable that no setting and no command-line option
+/// reads, naming the nearest one that exists.
+pub fn refuse_unknown_variables(present: impl IntoIterator<Item = String>, also_read: &[String]) -> anyhow::Result<()> {
+    let mut known: Vec<String> = settings().iter().map(|s| variable(s)).collect();
+    known.extend(also_read.iter().cloned());
+    let unknown: Vec<String> =
+        present.into_iter().filter(|v| v.starts_with(ENV_PREFIX) && !known.contains(v)).collect();
+    if let Some(first) = unknown.first() {
+        let near = nearest(first, known.iter().map(String::as_str));
+        bail!(
+            "unknown environment variable {first}{}{}",
+            suggestion(near),
+            if unknown.len() > 1 {
+                format!(" (and {} more: {})", unknown.len() - 1, unknown[1..].join(", "))
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Turns figment's error into one that names the setting, where it was set and what is allowed.
+fn explain(error: figment::Error, keys: &[&str]) -> anyhow::Error {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let from = match e.metadata.as_ref() {
+                Some(m) if m.name.contains("environment") => e.path.last().map(|k| variable(k)),
+                Some(m) => m.source.as_ref().map(|s| s.to_string()).or_else(|| Some(m.name.to_string())),
+                None => None,
+            };
+            let from = from.map(|f| format!(" ({f})")).unwrap_or_default();
+            match &e.kind {
+                figment::error::Kind::UnknownField(field, _) => {
+                    format!("unknown setting {field}{from}{}", suggestion(nearest(field, keys.iter().copied())))
+                }
+                kind => {
+                    let key = e.path.join(".");
+                    format!("setting {key}{from}: {kind}")
+                }
+            }
+        })
+        .collect();
+    anyhow::anyhow!("invalid configuration: {}", lines.join("; "))
+}
+
 /// Writes a secret readable by its owner only.
 fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -245,4 +373,38 @@ fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_is_a_setting_with_its_variable() {
+        let names = settings();
+        assert!(names.contains(&"cache_freshness_ms".to_owned()) && names.contains(&"database_url".to_owned()));
+        assert!(names.contains(&"log".to_owned()), "Option fields and plain ones alike: {names:?}");
+        assert_eq!(variable("cache_freshness_ms"), "HOTLINE_CACHE_FRESHNESS_MS");
+    }
+
+    #[test]
+    fn a_mistyped_name_is_told_the_nearest_known_one() {
+        let names = settings();
+        let known = names.iter().map(String::as_str);
+        assert_eq!(nearest("cache_freshnes_ms", known.clone()), Some("cache_freshness_ms"));
+        assert_eq!(nearest("worker_bach", known.clone()), Some("worker_batch"));
+        assert_eq!(nearest("something_else_entirely", known), None);
+    }
+
+    #[test]
+    fn unknown_variables_are_refused_and_known_ones_pass() {
+        let also = ["HOTLINE_CONFIG".to_owned()];
+        let ok = ["HOTLINE_DATABASE_URL", "HOTLINE_CONFIG", "PATH", "OTEL_SERVICE_NAME"].map(str::to_owned);
+        assert!(refuse_unknown_variables(ok, &also).is_ok());
+        let err = refuse_unknown_variables(["HOTLINE_CACHE_FRESHNES_MS".to_owned()], &also).unwrap_err().to_string();
+        assert!(
+            err.contains("HOTLINE_CACHE_FRESHNES_MS") && err.contains("did you mean HOTLINE_CACHE_FRESHNESS_MS"),
+            "{err}"
+        );
+    }
 }

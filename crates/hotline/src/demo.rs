@@ -10,8 +10,6 @@ use hotline_store::Store;
 use hotline_store::synthetic::{Generator, SampleHolder};
 use serde_json::json;
 
-use crate::seed;
-
 const DEMO_HOLDERS: usize = 20;
 
 pub struct Demo {
@@ -27,7 +25,7 @@ pub async fn seed(store: &Store, key: &PiiKey) -> anyhow::Result<Demo> {
     while !holders.iter().skip(1).any(|h| !h.smartphones.is_empty()) {
         holders.push(generator.holder());
     }
-    seed::insert(store, key, &holders).await?;
+    store.insert_samples(key, &holders).await?;
     let mut tokens = Vec::new();
     for role in [Role::Operator, Role::Clerk, Role::Validator] {
         let (_, secret) = store.create_token(role, &format!("demo-{role}")).await?;

@@ -1,22 +1,18 @@
 //! `hotline`: the one binary. It parses the command line and configuration,
-//! sets up logging, wires the crates together, and holds no domain logic.
+//! sets up logging and traces, and runs the assembled application (the
+//! library's `app`) or a one-shot command; it holds no domain logic.
 
-mod ca;
 mod cache;
-mod cli;
-mod config;
-mod demo;
 mod seed;
-mod serve;
 mod telemetry;
-mod worker;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{AuditCommand, CacheCommand, Cli, Command, OutboxCommand, TokenCommand};
-use crate::serve::Parts;
+use hotline::app::{Application, Assembly, Parts, shutdown_signal};
+use hotline::cli::{AuditCommand, CacheCommand, Cli, Command, OutboxCommand, TokenCommand};
+use hotline::config;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -53,17 +49,27 @@ fn main() -> ExitCode {
 
 /// Configuration first, since it says where traces go; then logging and traces.
 fn configure(cli: &Cli) -> anyhow::Result<(config::Config, telemetry::Telemetry)> {
-    let config = config::Config::load(cli.config.as_deref())?;
+    let config = config::Config::load(cli.config.as_deref(), &hotline::command_line_variables())?;
     let export = telemetry::TraceExport::from_settings(config.otlp_endpoint.as_deref());
-    let telemetry = telemetry::init(cli.log_format, &export)?;
+    let telemetry = telemetry::init(cli.log_format, &config.log, &export)?;
     Ok((config, telemetry))
+}
+
+/// Builds the application for `parts`, listening where `--listen` says, and serves until SIGTERM or Ctrl-C.
+async fn serve(mut config: config::Config, listen: Option<SocketAddr>, parts: Parts) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    let application = Application::build(&config, Assembly::of(parts)).await?;
+    application.run_until_stopped(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen } => serve::run(config, listen, Parts::ApiAndWorker).await.map(|()| ExitCode::SUCCESS),
-        Command::Api { listen } => serve::run(config, listen, Parts::ApiOnly).await.map(|()| ExitCode::SUCCESS),
-        Command::Worker { listen } => worker::run(config, listen).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { listen } => serve(config, listen, Parts::ApiAndWorker).await,
+        Command::Api { listen } => serve(config, listen, Parts::Api).await,
+        Command::Worker { listen } => serve(config, listen, Parts::Worker).await,
         Command::Outbox { command } => {
             let store = config.open_store().await?;
             store.migrate().await?;

@@ -4,12 +4,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use hotline_core::PiiKey;
-use hotline_store::Store;
 use hotline_store::synthetic::{Generator, SampleHolder};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::Config;
+use hotline::config::Config;
 
 const CHUNK: usize = 1_000;
 
@@ -39,7 +37,7 @@ pub async fn run(config: &Config, holders: usize, samples: Option<&Path>) -> any
     while written < holders {
         let n = CHUNK.min(holders - written);
         let batch: Vec<SampleHolder> = (0..n).map(|_| generator.holder()).collect();
-        added += insert(&store, &key, &batch).await?;
+        added += store.insert_samples(&key, &batch).await?;
         if let Some(f) = sample_file.as_mut() {
             for (i, h) in batch.iter().enumerate() {
                 let sep = if written + i + 1 < holders { ",\n" } else { "\n" };
@@ -57,10 +55,4 @@ pub async fn run(config: &Config, holders: usize, samples: Option<&Path>) -> any
     }
     println!("seeded {added} holders");
     Ok(())
-}
-
-/// Registers generated holders; returns how many were new.
-pub async fn insert(store: &Store, key: &PiiKey, batch: &[SampleHolder]) -> anyhow::Result<usize> {
-    let holders: Vec<_> = batch.iter().map(|h| h.to_new_holder(key)).collect();
-    store.insert_holders(&holders, chrono::Utc::now()).await
 }

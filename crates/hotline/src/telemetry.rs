@@ -21,9 +21,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::cli::LogFormat;
-
-const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn";
+use hotline::cli::LogFormat;
 
 /// The standard variables that turn export on when ours is not set.
 const STANDARD_ENDPOINTS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
@@ -66,8 +64,11 @@ impl Drop for Telemetry {
     }
 }
 
-pub fn init(format: LogFormat, export: &TraceExport) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_from_env("HOTLINE_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+/// `filter`: the `log` setting, refused if it is not a filter.
+pub fn init(format: LogFormat, filter: &str, export: &TraceExport) -> anyhow::Result<Telemetry> {
+    let filter = EnvFilter::try_new(filter).with_context(|| {
+        format!("setting log (HOTLINE_LOG) = {filter:?} is not a log filter (e.g. `info`, `hotline_api=debug`)")
+    })?;
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
         LogFormat::Json => logs

@@ -84,3 +84,32 @@ async fn a_worker_without_a_ca_url_is_refused_at_start() {
     assert_eq!(code, 1);
     assert!(err.contains("HOTLINE_CA_URL is required"), "{err}");
 }
+
+#[tokio::test]
+async fn a_worker_on_its_own_serves_the_apis_probes_and_drains_on_sigterm() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let ca = hotline_testkit::CaSimServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = hotline(dir.path());
+    cmd.args(["worker", "--listen", "127.0.0.1:0"])
+        .env("HOTLINE_DATABASE_URL", &db.url)
+        .env("HOTLINE_CA_URL", ca.url());
+    let server = support::Server::start(cmd);
+    let base = format!("http://{}", server.logged_addr("worker metrics and health").await);
+    let client = reqwest::Client::new();
+    let healthz = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    assert_eq!(healthz.json::<Value>().await.unwrap()["status"], "ok");
+    let readyz = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 200, "the database answers");
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let content_type = metrics.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, hotline_api::METRICS_CONTENT_TYPE, "the same metrics content type as the API's");
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("hotline_ca_requests_total") || text.contains("hotline_outbox_pending"), "{text}");
+    let (code, _, stderr) = server.terminate().await;
+    assert_eq!(code, 0, "SIGTERM is a clean exit: {}", stderr.join("\n"));
+    let said = |message: &str| stderr.iter().any(|l| l.contains(message));
+    assert!(said("shutting down") && said("CA sync worker stopped") && said("\"stopped\""), "{}", stderr.join("\n"));
+}

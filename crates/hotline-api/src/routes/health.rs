@@ -1,11 +1,23 @@
-//! Liveness and readiness for load balancers and orchestrators; no token.
+//! Liveness, readiness and metrics for load balancers, orchestrators and
+//! Prometheus; no token. The API serves them beside its routes, and a
+//! process that serves no API (the CA sync worker) serves the same three
+//! through [`probes`].
 
+use std::sync::Arc;
+
+use axum::Router;
 use axum::extract::State;
+use axum::routing::get;
+use hotline_store::Store;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::answer::JsonAnswer;
 use crate::problem::Problem;
+
+/// Prometheus's text format, version 0.0.4.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
@@ -16,7 +28,7 @@ pub async fn healthz() -> JsonAnswer<Value> {
 /// Prometheus metrics, text format.
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     observe_dependencies(&state).await;
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    ([(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], state.metrics.render())
 }
 
 /// Gauges read at scrape time, so an alert sees them even when a background loop is stuck.
@@ -45,9 +57,31 @@ async fn observe_dependencies(state: &AppState) {
 /// The process can serve: its database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503, description = "not_ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<JsonAnswer<Value>, Problem> {
-    if state.store.ping().await {
+    readiness(&state.store).await
+}
+
+async fn readiness(store: &Store) -> Result<JsonAnswer<Value>, Problem> {
+    if store.ping().await {
         Ok(JsonAnswer(json!({"status": "ready", "database": "ok"})))
     } else {
         Err(Problem::unavailable("not_ready", "The database does not answer"))
     }
+}
+
+/// `/healthz`, `/readyz` (the database answers) and `/metrics` (`registry`),
+/// for a process that serves no API.
+pub fn probes(store: Store, registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(move || async move { readiness(&store).await }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                let mut out = String::new();
+                // Writing to a String cannot fail.
+                let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+                ([(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], out)
+            }),
+        )
+        .fallback(|| async { Problem::not_found("not_found", "No such route") })
 }
