@@ -123,3 +123,16 @@ pub fn print_latency_rows(sorted: &[Duration]) {
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
+
+/// Redis's settings as the revocation cache needs them (`deploy/redis/cache.conf`).
+const REDIS_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/redis/cache.conf");
+
+/// A private `redis-server` on `port`, with the cache's settings; killed when dropped.
+pub fn redis_server(port: u16) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new("redis-server")
+        .arg(REDIS_CONFIG)
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+}

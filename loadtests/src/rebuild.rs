@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
-use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql};
+use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql, redis_server};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,11 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let counts = String::from_utf8_lossy(&count.stdout).trim().to_owned();
 
     let port = free_port()?;
-    let _redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let _redis = redis_server(port)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = redis_used_memory(port).await?;
     let started = Instant::now();

@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::common::{
-    KEY, Target, cards_accepted, free_port, fresh_database, has_phone, hotline, ms, percentile, report,
+    KEY, Target, cards_accepted, free_port, fresh_database, has_phone, hotline, ms, percentile, redis_server, report,
     reported_certificates, token, wait_ready,
 };
 use crate::cpu::CpuTime;
@@ -154,16 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("hotline-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let redis_port = free_port()?;
-    let _redis = spawn(Command::new("redis-server").args([
-        "--port",
-        &redis_port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]))?;
+    let _redis = redis_server(redis_port)?;
     let redis_url = format!("redis://127.0.0.1:{redis_port}");
     let samples = dir.join("samples.json");
     hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::common::{
-    KEY, Target, free_port, fresh_database, has_phone, hotline, ms, percentile, report, token, wait_ready,
+    KEY, Target, free_port, fresh_database, has_phone, hotline, ms, percentile, redis_server, report, token, wait_ready,
 };
 
 #[derive(clap::Args)]
@@ -35,11 +35,7 @@ fn serve(bin: &str, db: &str, redis: &str, port: u16) -> anyhow::Result<Child> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db = fresh_database(&args.target.pg_url, "hotline_bench_visibility").await?;
     let redis_port = free_port()?;
-    let _redis = Command::new("redis-server")
-        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let _redis = redis_server(redis_port)?;
     let redis = format!("redis://127.0.0.1:{redis_port}");
     let samples = std::env::temp_dir().join("hotline-bench-visibility.json");
     hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;

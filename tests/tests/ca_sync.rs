@@ -140,7 +140,7 @@ async fn every_change_reaches_the_ca_once_and_the_crls_list_exactly_the_holds(ba
     let events = outbox(&registry.store).await;
     assert_eq!(events.len(), 200, "two card certificates per holder");
     assert!(events.values().all(|s| s == "done"));
-    assert_once_in_effect(&ca.client().stats().await.unwrap(), &events);
+    assert_once_in_effect(&ca.control().stats().await.unwrap(), &events);
     assert_eq!(metrics.ca_requests.get_or_create(&[("outcome", "applied")]).get(), 200);
     for s in &suspensions {
         let (sync, at) = ca_sync_of(&registry.store, &s.id).await;
@@ -179,12 +179,11 @@ async fn every_change_reaches_the_ca_once_and_the_crls_list_exactly_the_holds(ba
     let trusted = TrustedIssuer::from_pem(&pem).unwrap();
     let number = |der: &[u8]| trusted.verify(der, chrono::Utc::now()).unwrap().number.unwrap().parse::<u128>().unwrap();
     assert!(number(&ca.client().crl("jpki-auth").await.unwrap()) > number(&first_crl));
-    assert_once_in_effect(&ca.client().stats().await.unwrap(), &outbox(&registry.store).await);
+    assert_once_in_effect(&ca.control().stats().await.unwrap(), &outbox(&registry.store).await);
 }
 
 both_backends!(every_change_reaches_the_ca_once_and_the_crls_list_exactly_the_holds);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_ca_answering_503_for_a_while_gets_everything_once_when_healthy() {
     let registry = Registry::new(Backend::Postgres, 10).await;
     let ca = CaSimServer::start_with(&["--error-rate", "1"]);
@@ -203,17 +202,16 @@ async fn a_ca_answering_503_for_a_while_gets_everything_once_when_healthy() {
         .await
         .unwrap();
     assert_eq!(failed, 20, "every event was tried and retried");
-    assert!(ca.client().stats().await.unwrap().applied.is_empty());
+    assert!(ca.control().stats().await.unwrap().applied.is_empty());
 
-    ca.client().set_faults(&Faults::default()).await.unwrap();
+    ca.control().set_faults(&Faults::default()).await.unwrap();
     drain(&worker, &registry.store, Duration::from_secs(30)).await;
-    let stats = ca.client().stats().await.unwrap();
+    let stats = ca.control().stats().await.unwrap();
     assert_once_in_effect(&stats, &outbox(&registry.store).await);
     assert!(stats.faulted >= 20);
     assert!(metrics.ca_requests.get_or_create(&[("outcome", "unavailable")]).get() >= 20);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_responses_are_retried_and_applied_once() {
     let registry = Registry::new(Backend::Postgres, 20).await;
     let ca = CaSimServer::start_with(&["--lost-response-rate", "0.5"]);
@@ -222,14 +220,13 @@ async fn lost_responses_are_retried_and_applied_once() {
     }
     let (worker, _) = worker(&registry.store, &ca);
     drain(&worker, &registry.store, Duration::from_secs(60)).await;
-    let stats = ca.client().stats().await.unwrap();
+    let stats = ca.control().stats().await.unwrap();
     let events = outbox(&registry.store).await;
     assert_once_in_effect(&stats, &events);
     assert!(!stats.replays.is_empty(), "some answers were lost, so some events were sent again: {stats:?}");
     assert!(events.values().all(|s| s == "done"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_ca_down_for_the_whole_outage_loses_nothing_and_drains_when_it_returns() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let mut ca = CaSimServer::start();
@@ -258,7 +255,7 @@ async fn a_ca_down_for_the_whole_outage_loses_nothing_and_drains_when_it_returns
 
     ca.restart();
     drain(&worker, &app.store, Duration::from_secs(30)).await;
-    assert_once_in_effect(&ca.client().stats().await.unwrap(), &outbox(&app.store).await);
+    assert_once_in_effect(&ca.control().stats().await.unwrap(), &outbox(&app.store).await);
     for id in &ids {
         let (_, body) = app.get(&format!("/v1/suspensions/{id}"), &app.operator).await;
         assert_eq!(body["ca_sync"], "confirmed");
@@ -268,7 +265,6 @@ async fn a_ca_down_for_the_whole_outage_loses_nothing_and_drains_when_it_returns
     assert_eq!(metrics.outbox_pending.get(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
     let registry = Registry::new(Backend::Postgres, 6).await;
     let ca = CaSimServer::start();
@@ -304,7 +300,6 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
     assert!(registry.store.verify_audit().await.unwrap().first_break.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_failing_until_the_limit_are_dead_lettered_then_requeued() {
     let registry = Registry::new(Backend::Postgres, 2).await;
     let ca = CaSimServer::start_with(&["--error-rate", "1"]);
@@ -321,14 +316,13 @@ async fn events_failing_until_the_limit_are_dead_lettered_then_requeued() {
     let (sync, at) = ca_sync_of(&registry.store, &suspension.id).await;
     assert_eq!((sync.as_str(), at.is_some()), ("failed", true));
 
-    ca.client().set_faults(&Faults::default()).await.unwrap();
+    ca.control().set_faults(&Faults::default()).await.unwrap();
     assert_eq!(registry.store.retry_dead_letters("test", chrono::Utc::now()).await.unwrap(), 2);
     drain(&worker, &registry.store, Duration::from_secs(30)).await;
     assert_eq!(ca_sync_of(&registry.store, &suspension.id).await.0, "confirmed");
-    assert_once_in_effect(&ca.client().stats().await.unwrap(), &outbox(&registry.store).await);
+    assert_once_in_effect(&ca.control().stats().await.unwrap(), &outbox(&registry.store).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_certificates_changes_reach_the_ca_in_order() {
     let registry = Registry::new(Backend::Postgres, 4).await;
     let ca = CaSimServer::start();
@@ -356,7 +350,6 @@ async fn a_certificates_changes_reach_the_ca_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_on_one_database_send_each_event_once() {
     let registry = Registry::new(Backend::Postgres, 150).await;
     let ca = CaSimServer::start_with(&["--latency-ms", "5"]);
@@ -381,7 +374,7 @@ async fn two_workers_on_one_database_send_each_event_once() {
     stop.notify_waiters();
     a.await.unwrap();
     b.await.unwrap();
-    let stats = ca.client().stats().await.unwrap();
+    let stats = ca.control().stats().await.unwrap();
     assert_once_in_effect(&stats, &outbox(&registry.store).await);
     assert!(stats.replays.is_empty(), "no event was claimed by both workers: {:?}", stats.replays);
     let sent = |m: &WorkerMetrics| m.ca_requests.get_or_create(&[("outcome", "applied")]).get();
@@ -389,7 +382,6 @@ async fn two_workers_on_one_database_send_each_event_once() {
     assert!(sent(&one_metrics) > 0 && sent(&two_metrics) > 0, "both workers took a share");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     let registry = Registry::new(Backend::Postgres, 60).await;
     let ca = CaSimServer::start_with(&["--latency-ms", "40"]);
@@ -417,7 +409,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     // Wait until it is part way through, then kill it without warning.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let applied = ca.client().stats().await.unwrap().applied.len();
+        let applied = ca.control().stats().await.unwrap().applied.len();
         if applied >= 20 {
             break;
         }
@@ -446,10 +438,9 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     let events = outbox(&registry.store).await;
     assert_eq!(events.len(), 120);
     assert!(events.values().all(|s| s == "done"));
-    assert_once_in_effect(&ca.client().stats().await.unwrap(), &events);
+    assert_once_in_effect(&ca.control().stats().await.unwrap(), &events);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signature() {
     let registry = Registry::new(Backend::Postgres, 3).await;
     let ca = CaSimServer::start();
@@ -461,7 +452,7 @@ async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signat
 
     // Behind the worker's back the CA loses an entry.
     let lost = suspensions[0].certificates.iter().find(|c| c.issuer == "jpki-auth").unwrap().serial.clone();
-    ca.client().forget("jpki-auth", &lost).await.unwrap();
+    ca.control().forget("jpki-auth", &lost).await.unwrap();
     let found = worker.reconcile("jpki-auth").await.unwrap();
     assert_eq!(found.missing, vec![lost.clone()]);
     assert_eq!(found.resent.len(), 1);
@@ -492,7 +483,7 @@ async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signat
     assert!(strange.resent.is_empty());
 
     // A CRL whose signature does not verify is rejected, by the worker and by openssl.
-    ca.client().set_faults(&Faults { bad_crl_signature: true, ..Faults::default() }).await.unwrap();
+    ca.control().set_faults(&Faults { bad_crl_signature: true, ..Faults::default() }).await.unwrap();
     let rejected = worker.reconcile("jpki-auth").await;
     assert!(matches!(rejected, Err(ReconcileError::Rejected(hotline_ca::CrlError::BadSignature(_)))), "{rejected:?}");
     assert!(openssl_crl(&ca, "jpki-auth", &ca.client().crl("jpki-auth").await.unwrap()).is_err());
@@ -503,3 +494,15 @@ async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signat
     let resent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(registry.store.pool()).await.unwrap();
     assert_eq!(resent, 5, "a rejected CRL changed nothing");
 }
+
+hotline_testkit::postgres_only!(
+    a_ca_answering_503_for_a_while_gets_everything_once_when_healthy,
+    lost_responses_are_retried_and_applied_once,
+    a_ca_down_for_the_whole_outage_loses_nothing_and_drains_when_it_returns,
+    a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing,
+    events_failing_until_the_limit_are_dead_lettered_then_requeued,
+    a_certificates_changes_reach_the_ca_in_order,
+    two_workers_on_one_database_send_each_event_once,
+    a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice,
+    reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signature,
+);

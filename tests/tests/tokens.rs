@@ -83,7 +83,6 @@ async fn rereading() -> Rereading {
     Rereading { db, store, secret, cache, lock, reread }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn while_one_request_rereads_a_token_the_others_go_on_with_the_remembered_one() {
     let Rereading { db: _db, store, secret, cache, lock, reread } = rereading().await;
     // Without the one re-read, this request would wait behind the lock as well.
@@ -96,7 +95,6 @@ async fn while_one_request_rereads_a_token_the_others_go_on_with_the_remembered_
     assert!(cache.find(&store, &secret).await.unwrap().is_none(), "after the re-read, the token is refused");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_abandoned_reread_leaves_the_next_request_to_reread() {
     let Rereading { db: _db, store, secret, cache, lock, reread } = rereading().await;
     // The request's deadline passes, or its client goes away, while it re-reads.
@@ -108,3 +106,8 @@ async fn an_abandoned_reread_leaves_the_next_request_to_reread() {
         "the next request re-read the token and saw the revocation, instead of trusting a re-read that never ends"
     );
 }
+
+hotline_testkit::postgres_only!(
+    while_one_request_rereads_a_token_the_others_go_on_with_the_remembered_one,
+    an_abandoned_reread_leaves_the_next_request_to_reread,
+);

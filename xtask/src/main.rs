@@ -2,6 +2,8 @@
 //! fresh Debian machine with Rust it installs and starts PostgreSQL and Redis
 //! from Debian packages when they are missing, prepares a database role for
 //! the tests, and runs every test of the workspace against both databases.
+//! `cargo xtask test --sqlite` is the quick loop for a machine without
+//! PostgreSQL: the same, less every test with `postgres` in its path.
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -14,13 +16,16 @@ type Result<T = ()> = std::result::Result<T, String>;
 const PG_ROLE: &str = "hotline";
 const PG_TEST_URL: &str = "postgres://hotline:hotline@127.0.0.1:5432/postgres";
 const REDIS_TEST_URL: &str = "redis://127.0.0.1:6379";
+/// Redis's settings as the revocation cache needs them (shared with the tests and benchmarks).
+const REDIS_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/redis/cache.conf");
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("services") => services(),
-        _ => Err("usage: cargo xtask test [-- <cargo test args>] | cargo xtask services".into()),
+        Some("test") if args.get(1).is_some_and(|a| a == "--sqlite") => test(Databases::SqliteOnly, &args[2..]),
+        Some("test") => test(Databases::Both, &args[1..]),
+        Some("services") => services(Databases::Both),
+        _ => Err("usage: cargo xtask test [--sqlite] [<cargo test args>] | cargo xtask services".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,8 +36,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn test(extra: &[String]) -> Result {
-    services()?;
+/// Which databases the tests run against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Databases {
+    /// PostgreSQL and SQLite: every test (the README's test command, CI).
+    Both,
+    /// SQLite only: PostgreSQL is neither installed nor started, and tests needing it are left out.
+    SqliteOnly,
+}
+
+fn test(databases: Databases, extra: &[String]) -> Result {
+    services(databases)?;
     step("cargo clippy (warnings are errors)");
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
     // Tests run the real binaries (ca-sim, hotline) from outside their own packages,
@@ -41,19 +55,34 @@ fn test(extra: &[String]) -> Result {
     run(Command::new("cargo").args(["build", "--workspace", "--bins", "--quiet"]))?;
     step("cargo test: every test of the workspace, against PostgreSQL and SQLite");
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--workspace", "--all-targets"])
-        .args(extra)
-        .env("HOTLINE_TEST_PG_URL", PG_TEST_URL)
-        .env("HOTLINE_TEST_REDIS_URL", REDIS_TEST_URL);
+    cmd.args(["test", "--workspace", "--all-targets"]).env("HOTLINE_TEST_REDIS_URL", REDIS_TEST_URL);
+    match databases {
+        Databases::Both => {
+            cmd.args(extra).env("HOTLINE_TEST_PG_URL", PG_TEST_URL);
+        }
+        Databases::SqliteOnly => {
+            // Every test that needs PostgreSQL has `postgres` in its path; the test kit refuses one that does not.
+            let (cargo_args, test_args) = match extra.iter().position(|a| a == "--") {
+                Some(i) => (&extra[..i], &extra[i + 1..]),
+                None => (extra, &[][..]),
+            };
+            cmd.args(cargo_args)
+                .arg("--")
+                .args(test_args)
+                .args(["--skip", "postgres"])
+                .env("HOTLINE_TEST_SQLITE_ONLY", "1");
+        }
+    }
     run(&mut cmd)?;
     // Doc tests run separately: `--all-targets` leaves them out.
     run(Command::new("cargo").args(["test", "--workspace", "--doc", "--quiet"]))
 }
 
 /// Makes sure PostgreSQL, Redis, curl, openssl, promtool, Chromium and chromedriver are installed and PostgreSQL and Redis are running.
-fn services() -> Result {
+fn services(databases: Databases) -> Result {
+    let postgres = databases == Databases::Both;
     let mut missing = Vec::new();
-    if !on_path("pg_ctlcluster") {
+    if postgres && !on_path("pg_ctlcluster") {
         missing.extend(["postgresql", "postgresql-client"]);
     }
     if !on_path("redis-server") {
@@ -82,7 +111,7 @@ fn services() -> Result {
         args.extend(&missing);
         as_root(&args)?;
     }
-    if !listening(5432) {
+    if postgres && !listening(5432) {
         step("starting PostgreSQL");
         let versions = std::fs::read_dir("/etc/postgresql")
             .map_err(|e| format!("no PostgreSQL cluster in /etc/postgresql: {e}"))?;
@@ -92,21 +121,12 @@ fn services() -> Result {
         }
         wait_for(5432, "PostgreSQL")?;
     }
-    ensure_pg_role()?;
+    if postgres {
+        ensure_pg_role()?;
+    }
     if !listening(6379) {
         step("starting Redis (nothing kept on disk)");
-        run(Command::new("redis-server").args([
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]))?;
+        run(Command::new("redis-server").arg(REDIS_CONFIG).args(["--port", "6379", "--daemonize", "yes"]))?;
         wait_for(6379, "Redis")?;
     }
     forget_test_keys();

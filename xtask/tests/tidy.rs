@@ -101,3 +101,19 @@ fn ci_runs_the_readme_test_command() {
     assert!(readme.contains("cargo xtask test"), "README must give the test command");
     assert!(ci.lines().any(|l| l.trim() == "cargo xtask test"), ".ci/run must call the README's test command");
 }
+
+#[test]
+fn every_package_is_named_for_its_folder() {
+    let mut folders: Vec<std::path::PathBuf> =
+        std::fs::read_dir(root().join("crates")).unwrap().flatten().map(|e| e.path()).collect();
+    folders.extend(["tests", "loadtests", "xtask"].map(|f| root().join(f)));
+    for folder in folders {
+        let manifest = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap();
+        let name = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \"").and_then(|rest| rest.strip_suffix('"')))
+            .unwrap_or_else(|| panic!("{} has no package name", folder.display()));
+        let folder_name = folder.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, folder_name, "the package in {} is named for its folder", folder.display());
+    }
+}

@@ -10,6 +10,7 @@
 
 mod authority;
 pub mod cli;
+pub mod control;
 mod http;
 mod ledger;
 

@@ -8,15 +8,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use ca_sim::CaSim;
+use ca_sim::control::Control;
 use hotline_ca::{CaClient, EntryState, Faults, RevocationRequest, SendError, TrustedIssuer};
 use hotline_core::{CaAction, RevocationReason};
 
-async fn serve(dir: &Path, faults: Faults) -> (CaClient, tokio::task::JoinHandle<()>) {
+/// ca-sim on a free port: the worker's client, ca-sim's own controls, and the serving task.
+async fn serve(dir: &Path, faults: Faults) -> (CaClient, Control, tokio::task::JoinHandle<()>) {
     let ca = CaSim::open(dir, faults).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { ca.serve(listener).await.unwrap() });
-    (CaClient::new(&url, Duration::from_millis(500)).unwrap(), task)
+    (CaClient::new(&url, Duration::from_millis(500)).unwrap(), Control::new(&url).unwrap(), task)
 }
 
 fn request(event_id: &str, serial: &str, action: CaAction) -> RevocationRequest {
@@ -45,13 +47,13 @@ async fn crl_number(client: &CaClient) -> u128 {
 #[tokio::test]
 async fn an_event_is_applied_once_and_a_replay_gets_the_first_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let (client, _task) = serve(dir.path(), Faults::default()).await;
+    let (client, control, _task) = serve(dir.path(), Faults::default()).await;
     let first = client.send(&request("e1", "0a0b", CaAction::Hold)).await.unwrap();
     assert_eq!((first.entry, first.replay), (EntryState::Held, false));
     let again = client.send(&request("e1", "0a0b", CaAction::Hold)).await.unwrap();
     assert!(again.replay);
     assert_eq!(again.applied_at, first.applied_at, "the first answer, not a new one");
-    let stats = client.stats().await.unwrap();
+    let stats = control.stats().await.unwrap();
     assert_eq!((stats.applied["e1"], stats.replays["e1"]), (1, 1));
     // The same id with other content is not a replay.
     assert_eq!(
@@ -63,7 +65,7 @@ async fn an_event_is_applied_once_and_a_replay_gets_the_first_answer() {
 #[tokio::test]
 async fn releases_of_what_is_not_held_and_changes_after_a_revocation_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (client, _task) = serve(dir.path(), Faults::default()).await;
+    let (client, control, _task) = serve(dir.path(), Faults::default()).await;
     assert_eq!(refusal_code(client.send(&request("r1", "01", CaAction::Release)).await), (409, "not_on_hold".into()));
     client.send(&request("h1", "01", CaAction::Hold)).await.unwrap();
     client.send(&request("v1", "01", CaAction::Revoke)).await.unwrap();
@@ -78,7 +80,7 @@ async fn releases_of_what_is_not_held_and_changes_after_a_revocation_are_refused
         RevocationRequest { reason: RevocationReason::KeyCompromise, ..request("m1", "02", CaAction::Hold) };
     assert_eq!(refusal_code(client.send(&mismatched).await), (422, "reason_mismatch".into()));
     assert_eq!(refusal_code(client.send(&request("s1", "xyz", CaAction::Hold)).await), (422, "invalid_serial".into()));
-    let stats = client.stats().await.unwrap();
+    let stats = control.stats().await.unwrap();
     assert_eq!(stats.refused, 6);
     assert_eq!(stats.applied.len(), 2, "refusals apply nothing");
 }
@@ -86,13 +88,13 @@ async fn releases_of_what_is_not_held_and_changes_after_a_revocation_are_refused
 #[tokio::test]
 async fn a_restarted_ca_remembers_its_events_keys_and_crl_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let (client, task) = serve(dir.path(), Faults::default()).await;
+    let (client, _, task) = serve(dir.path(), Faults::default()).await;
     let first = client.send(&request("e1", "0a0b", CaAction::Hold)).await.unwrap();
     let number_before = crl_number(&client).await;
     let pem_before = client.issuer_pem("jpki-auth").await.unwrap();
     task.abort();
 
-    let (client, _task) = serve(dir.path(), Faults::default()).await;
+    let (client, _, _task) = serve(dir.path(), Faults::default()).await;
     assert_eq!(client.issuer_pem("jpki-auth").await.unwrap(), pem_before, "same issuing key");
     let replay = client.send(&request("e1", "0a0b", CaAction::Hold)).await.unwrap();
     assert!(replay.replay);
@@ -104,18 +106,19 @@ async fn a_restarted_ca_remembers_its_events_keys_and_crl_numbers() {
 #[tokio::test]
 async fn a_hanging_ca_is_reported_as_unavailable_after_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let (client, _task) = serve(dir.path(), Faults { timeout_rate: 1.0, ..Faults::default() }).await;
+    let (client, control, _task) = serve(dir.path(), Faults { timeout_rate: 1.0, ..Faults::default() }).await;
     match client.send(&request("t1", "01", CaAction::Hold)).await {
         Err(e @ SendError::Unavailable(_)) => assert!(!e.is_permanent() && e.to_string().contains("timed out"), "{e}"),
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(client.stats().await.unwrap().applied.is_empty(), "a hang applies nothing");
+    assert!(control.stats().await.unwrap().applied.is_empty(), "a hang applies nothing");
 }
 
 #[tokio::test]
 async fn faults_out_of_range_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (client, _task) = serve(dir.path(), Faults::default()).await;
-    let bad = client.set_faults(&Faults { error_rate: 1.5, ..Faults::default() }).await;
-    assert!(matches!(bad, Err(SendError::Refused { status: 422, .. })), "{bad:?}");
+    let (_, control, _task) = serve(dir.path(), Faults::default()).await;
+    let bad = control.set_faults(&Faults { error_rate: 1.5, ..Faults::default() }).await;
+    let refused = bad.unwrap_err().to_string();
+    assert!(refused.contains("422"), "{refused}");
 }

@@ -8,7 +8,7 @@
 //! (docs/BENCHMARKS.md). Only the form validators send is taken: `GET`, two
 //! non-empty segments of unreserved characters, so the segments are the
 //! parameters as they are. Anything else, a percent-encoded serial or a
-//! trailing slash, takes the router as before. Both ways end in the same
+//! trailing slash, takes the router. Both ways end in the same
 //! handler ([`routes::status::single`]), behind the same authentication and
 //! the same request layer (id, span, deadline, metrics).
 

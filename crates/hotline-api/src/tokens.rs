@@ -4,10 +4,10 @@
 //!
 //! A remembered token is re-read once it is older than its freshness (`FRESH`
 //! by default), by **one** request: the others keep using the remembered
-//! record until that re-read answers. When every request re-read it, each
-//! expiry sent one query per keep-alive connection in flight to the database
-//! at once (64 under the status benchmark), and held all of those requests up
-//! behind the pool. If the database cannot be reached, the remembered record
+//! record until that re-read answers. Were every request to re-read it, each
+//! expiry would send one query per keep-alive connection in flight to the
+//! database at once (64 under the status benchmark), and hold all of those
+//! requests up behind the pool. If the database cannot be reached, the remembered record
 //! serves for up to `STALE_ON_ERROR`. Revoking a token therefore takes effect
 //! within the freshness plus the time one re-read takes.
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::protocol::{CaProblem, CaStats, Faults, RevocationAnswer, RevocationRequest};
+use crate::protocol::{CaProblem, RevocationAnswer, RevocationRequest};
 
 /// Why a call to the CA did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,22 +83,6 @@ impl CaClient {
     /// Whether the CA answers its health check.
     pub async fn health(&self) -> Result<(), SendError> {
         successful(self.http.get(self.url("/health")).send().await).await.map(drop)
-    }
-
-    /// Replaces the CA's injected faults (ca-sim only).
-    pub async fn set_faults(&self, faults: &Faults) -> Result<Faults, SendError> {
-        json_answer(self.http.post(self.url("/v1/faults")).json(faults).send().await).await
-    }
-
-    /// How often each event was applied (ca-sim only).
-    pub async fn stats(&self) -> Result<CaStats, SendError> {
-        json_answer(self.http.get(self.url("/v1/stats")).send().await).await
-    }
-
-    /// Removes a CRL entry behind everyone's back, to test reconciliation (ca-sim only).
-    pub async fn forget(&self, issuer: &str, serial: &str) -> Result<(), SendError> {
-        let response = self.http.delete(self.url(&format!("/v1/issuers/{issuer}/entries/{serial}"))).send().await;
-        successful(response).await.map(drop)
     }
 
     fn url(&self, path: &str) -> String {

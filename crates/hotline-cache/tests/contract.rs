@@ -122,7 +122,7 @@ async fn readers_never_see_a_half_built_generation(kind: Kind) {
     assert_eq!(statuses(&c, &["0a", "0b"]).await, [None, Some(CertificateStatus::Suspended)]);
 }
 
-async fn the_sync_builds_then_follows_the_store(kind: Kind) {
+async fn the_sync_builds_then_follows_a_postgres_store(kind: Kind) {
     let registry = Registry::new(Backend::Postgres, 12).await;
     let first = registry.suspend_card(0).await;
     let c = cache(kind);
@@ -149,7 +149,7 @@ async fn statuses_of(c: &RevocationCache, issuer: &str, serial: &str) -> Option<
     }
 }
 
-async fn a_rebuild_racing_suspensions_loses_nothing(kind: Kind) {
+async fn a_rebuild_racing_suspensions_on_postgres_loses_nothing(kind: Kind) {
     let registry = Registry::new(Backend::Postgres, 60).await;
     for i in 0..20 {
         registry.suspend_card(i).await;
@@ -190,6 +190,6 @@ both_caches!(
     a_new_cache_is_cold_and_refuses_applies,
     ordered_applies_move_the_marker_over_what_they_applied,
     readers_never_see_a_half_built_generation,
-    the_sync_builds_then_follows_the_store,
-    a_rebuild_racing_suspensions_loses_nothing,
+    the_sync_builds_then_follows_a_postgres_store,
+    a_rebuild_racing_suspensions_on_postgres_loses_nothing,
 );

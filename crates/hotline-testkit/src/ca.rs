@@ -59,6 +59,11 @@ impl CaSimServer {
         CaClient::new(&self.url(), Duration::from_secs(2)).unwrap()
     }
 
+    /// ca-sim's own controls: faults, stats, dropped entries.
+    pub fn control(&self) -> ca_sim::control::Control {
+        ca_sim::control::Control::new(&self.url()).unwrap()
+    }
+
     /// The issuer's CA certificate file, for `openssl crl -CAfile`.
     pub fn issuer_pem_path(&self, issuer: &str) -> PathBuf {
         self.data.path().join(format!("{issuer}.pem"))

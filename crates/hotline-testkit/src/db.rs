@@ -3,6 +3,9 @@
 use hotline_store::{Backend, Store};
 use sqlx::Connection;
 
+/// Set by `cargo xtask test --sqlite`: no PostgreSQL on this machine.
+pub const SQLITE_ONLY: &str = "HOTLINE_TEST_SQLITE_ONLY";
+
 /// Where tests reach PostgreSQL as a role that may create databases.
 pub fn pg_admin_url() -> String {
     std::env::var("HOTLINE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -21,6 +24,11 @@ impl TestDb {
         sqlx::any::install_default_drivers();
         match backend {
             Backend::Postgres => {
+                assert!(
+                    std::env::var_os(SQLITE_ONLY).is_none(),
+                    "this test needs PostgreSQL, which the SQLite-only loop leaves out by name: put `postgres` in \
+                     its path (both_backends! or postgres_only!) or run the README's test command"
+                );
                 let admin = pg_admin_url();
                 let name = format!("hotline_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {

@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+/// Redis's settings as the revocation cache needs them (`deploy/redis/cache.conf`).
+pub const REDIS_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/redis/cache.conf");
+
 /// Where tests reach the shared Redis (tests that do not kill it).
 pub fn redis_url() -> String {
     std::env::var("HOTLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -57,7 +60,8 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg(REDIS_CONFIG)
+            .args(["--port", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -20,6 +20,25 @@ pub use faults::{RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;
 pub use registry::{Registry, render_reference};
 
+/// Runs each named `async fn()` that needs PostgreSQL itself (a TCP proxy
+/// in front of it, `SKIP LOCKED` between two workers), as
+/// `postgres_only::<name>`. Every test that needs PostgreSQL has `postgres`
+/// in its path, so the quick loop without it (`cargo xtask test --sqlite`)
+/// leaves them out by name.
+#[macro_export]
+macro_rules! postgres_only {
+    ($($name:ident),+ $(,)?) => {
+        mod postgres_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name().await
+                }
+            )+
+        }
+    };
+}
+
 /// Runs each named `async fn(Backend)` once against PostgreSQL and once against SQLite.
 #[macro_export]
 macro_rules! both_backends {

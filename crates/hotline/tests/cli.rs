@@ -71,7 +71,6 @@ async fn token(dir: &std::path::Path, db: &TestDb, role: &str) -> String {
     out.lines().last().unwrap().to_owned()
 }
 
-#[tokio::test]
 async fn token_create_prints_a_working_token_on_its_last_line() {
     let (db, dir) = migrated(Backend::Postgres).await;
     let secret = token(dir.path(), &db, "clerk").await;
@@ -163,7 +162,6 @@ async fn exercise(backend: Backend) -> (Vec<String>, Vec<String>, TestDb, tempfi
     (numbers, lines, db, dir)
 }
 
-#[tokio::test]
 async fn logs_never_carry_an_individual_number() {
     let (numbers, lines, _db, _dir) = exercise(Backend::Postgres).await;
     assert!(lines.len() > 10, "the server logged: {lines:?}");
@@ -264,7 +262,6 @@ async fn postgres_without_a_pii_key_is_refused_at_start() {
     assert!(err.contains("HOTLINE_PII_KEY is required"), "{err}");
 }
 
-#[tokio::test]
 async fn the_servers_own_time_zone_never_matters() {
     let (db, dir) = migrated(Backend::Postgres).await;
     let validator = token(dir.path(), &db, "validator").await;
@@ -293,7 +290,6 @@ async fn the_servers_own_time_zone_never_matters() {
     assert!(modes.windows(2).all(|w| w[0] == w[1]), "{modes:?}");
 }
 
-#[tokio::test]
 async fn http_threads_sets_how_many_threads_serve() {
     let (db, dir) = migrated(Backend::Postgres).await;
     let validator = token(dir.path(), &db, "validator").await;
@@ -324,3 +320,10 @@ async fn http_threads_sets_how_many_threads_serve() {
     let named = format!("\"threads\":{threads}");
     assert!(err.iter().any(|l| l.contains(&named)), "the start-up line names the thread count: {err:?}");
 }
+
+hotline_testkit::postgres_only!(
+    token_create_prints_a_working_token_on_its_last_line,
+    logs_never_carry_an_individual_number,
+    the_servers_own_time_zone_never_matters,
+    http_threads_sets_how_many_threads_serve,
+);

@@ -129,7 +129,7 @@ async fn a_suspension_is_one_trace_from_the_caller_to_the_ca_without_the_individ
     support::wait_ca_confirmed(&addr, &operator, id).await;
 
     // The CA was called within the caller's trace.
-    let stats = ca.client().stats().await.unwrap();
+    let stats = ca.control().stats().await.unwrap();
     assert!(!stats.traceparents.is_empty(), "the CA received no traceparent: {stats:?}");
     for traceparent in stats.traceparents.values() {
         assert_eq!(traceparent.split('-').nth(1), Some(TRACE_ID), "{traceparent}");

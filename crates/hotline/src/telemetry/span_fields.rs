@@ -4,7 +4,7 @@
 //! keeps the text until a log line inside the span needs it. Every request
 //! has a span (its request id is on every line it causes), and validators'
 //! status queries, most of the traffic, rarely log anything. The stock
-//! formatter built a map of `serde_json::Value`s and serialized it for every
+//! formatter builds a map of `serde_json::Value`s and serializes it for every
 //! span: about a sixth of a status query's instructions (docs/BENCHMARKS.md).
 //! This one appends `"name":value` pairs to the text, with the same names and
 //! values as the stock formatter, so log lines read the same.
