@@ -9,7 +9,7 @@ use hotline_core::{
     SuspensionState,
 };
 use rand::RngCore;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::audit::NewStatusChange;
 use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
@@ -56,10 +56,6 @@ pub enum SuspendOutcome {
     NothingToSuspend,
 }
 
-struct Target {
-    id: i64,
-}
-
 impl Store {
     /// Runs the suspension transaction. `render` turns a `Created` or
     /// `AlreadySuspended` outcome into the answer saved for replay.
@@ -94,7 +90,7 @@ impl Store {
 
         let id = uuid::Uuid::now_v7().to_string();
         let mut held = Vec::with_capacity(targets.len());
-        for t in &targets {
+        for &target in &targets {
             // Conditional: a concurrent report that held this certificate first wins,
             // and this one sees zero rows instead of holding it twice.
             let row = sqlx::query(
@@ -105,13 +101,13 @@ impl Store {
             .bind(CaChange::HOLD.reason.as_str())
             .bind(&now)
             .bind(&id)
-            .bind(t.id)
+            .bind(target)
             .bind(CertificateStatus::Good.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {
                 held.push(ChangedCertificate {
-                    id: t.id,
+                    id: target,
                     issuer: text(&row, "issuer")?,
                     serial: text(&row, "serial")?,
                 });
@@ -256,35 +252,29 @@ async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyh
     Ok(id)
 }
 
-async fn card_certificates(tx: &mut Transaction<'static, Any>, card_id: i64) -> anyhow::Result<Vec<Target>> {
-    let rows = sqlx::query("SELECT id FROM certificates WHERE card_id = $1 ORDER BY id")
-        .bind(card_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(|r| Ok(Target { id: r.try_get("id")? })).collect()
+/// The ids of a card's certificates.
+async fn card_certificates(tx: &mut Transaction<'static, Any>, card_id: i64) -> anyhow::Result<Vec<i64>> {
+    let sql = "SELECT id FROM certificates WHERE card_id = $1 ORDER BY id";
+    Ok(sqlx::query_scalar(sql).bind(card_id).fetch_all(&mut **tx).await?)
 }
 
+/// The ids of the certificates on one of the holder's smartphones.
 async fn smartphone_certificates(
     tx: &mut Transaction<'static, Any>,
     holder_id: i64,
     device_id: &str,
-) -> anyhow::Result<Vec<Target>> {
-    let rows =
-        sqlx::query("SELECT id FROM certificates WHERE holder_id = $1 AND medium = $2 AND device_id = $3 ORDER BY id")
-            .bind(holder_id)
-            .bind(Medium::Smartphone.as_str())
-            .bind(device_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    rows.iter().map(|r| Ok(Target { id: r.try_get("id")? })).collect()
+) -> anyhow::Result<Vec<i64>> {
+    let sql = "SELECT id FROM certificates WHERE holder_id = $1 AND medium = $2 AND device_id = $3 ORDER BY id";
+    let query = sqlx::query_scalar(sql).bind(holder_id).bind(Medium::Smartphone.as_str()).bind(device_id);
+    Ok(query.fetch_all(&mut **tx).await?)
 }
 
 /// The suspension holding any of these certificates now (read after the
 /// conditional updates, so it sees a concurrent suspension that committed first).
-async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[Target]) -> anyhow::Result<Option<String>> {
-    for t in targets {
+async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[i64]) -> anyhow::Result<Option<String>> {
+    for &target in targets {
         let row = sqlx::query("SELECT suspension_id FROM certificates WHERE id = $1 AND status = $2")
-            .bind(t.id)
+            .bind(target)
             .bind(CertificateStatus::Suspended.as_str())
             .fetch_optional(&mut **tx)
             .await?;
