@@ -7,13 +7,20 @@ use std::path::Path;
 use anyhow::Context;
 use hotline_core::RevocationReason;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer, KeyIdMethod, KeyPair,
-    KeyUsagePurpose, RevocationReason as CrlReason, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason as CrlReason,
+    RevokedCertParams, SerialNumber, SubjectPublicKeyInfo,
 };
 use time::OffsetDateTime;
 
 /// How long a CRL is valid after it is signed.
 pub const CRL_VALIDITY: time::Duration = time::Duration::hours(24);
+
+/// How long a delegated OCSP responder certificate is valid.
+pub const RESPONDER_VALIDITY: time::Duration = time::Duration::days(30);
+
+/// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): clients need not check the responder certificate's own status.
+const OCSP_NOCHECK: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
 
 /// One issuing CA.
 pub struct Authority {
@@ -73,6 +80,29 @@ impl Authority {
             key_identifier_method: KeyIdMethod::Sha256,
         };
         Ok(params.signed_by(&self.issuer).context("could not sign the CRL")?.der().to_vec())
+    }
+}
+
+impl Authority {
+    /// Issues a delegated OCSP responder certificate (PEM) for a public key
+    /// (a DER SubjectPublicKeyInfo): the OCSPSigning purpose and ocsp-nocheck,
+    /// valid for [`RESPONDER_VALIDITY`].
+    pub fn issue_responder(&self, public_key_der: &[u8]) -> anyhow::Result<String> {
+        let key = SubjectPublicKeyInfo::from_der(public_key_der).context("not a public key ca-sim can certify")?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::OrganizationName, "hotline development CA (ca-sim)");
+        params.distinguished_name.push(DnType::CommonName, format!("ca-sim {} OCSP responder", self.name));
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        // The extension's value is an ASN.1 NULL.
+        params.custom_extensions = vec![CustomExtension::from_oid_content(OCSP_NOCHECK, vec![0x05, 0x00])];
+        params.serial_number = Some(SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
+        let now = OffsetDateTime::now_utc();
+        // A little slack before now, for clients whose clocks run behind.
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + RESPONDER_VALIDITY;
+        Ok(params.signed_by(&key, &self.issuer).context("could not sign the responder certificate")?.pem())
     }
 }
 

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use hotline_ca::{CaProblem, CaStats, Faults, RevocationRequest};
+use hotline_ca::{CaProblem, CaStats, Faults, ResponderCertificate, ResponderRequest, RevocationRequest};
 use rand::Rng;
 use time::OffsetDateTime;
 
@@ -35,6 +35,7 @@ pub fn router(ca: CaSim) -> Router {
         .route("/v1/revocations", post(revoke))
         .route("/v1/issuers/{issuer}/crl", get(crl))
         .route("/v1/issuers/{issuer}/ca.pem", get(ca_pem))
+        .route("/v1/issuers/{issuer}/ocsp-responder", post(issue_responder))
         .route("/v1/issuers/{issuer}/entries/{serial}", delete(forget))
         .route("/v1/faults", get(faults).post(set_faults))
         .route("/v1/stats", get(stats))
@@ -216,4 +217,23 @@ async fn stats(State(ca): State<CaSim>) -> Json<CaStats> {
 /// only changed after the journal write, so it is never half-updated.
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Certifies a key as the issuer's delegated OCSP responder.
+async fn issue_responder(State(ca): State<CaSim>, Path(issuer): Path<String>, body: axum::body::Bytes) -> Response {
+    use base64::Engine;
+    let Some(authority) = ca.inner.authorities.iter().find(|a| a.name == issuer) else {
+        return problem(404, "unknown_issuer", format!("this CA does not serve issuer {issuer}"));
+    };
+    let request: ResponderRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(422, "invalid_request", e.to_string()),
+    };
+    let Ok(key) = base64::engine::general_purpose::STANDARD.decode(request.public_key.trim()) else {
+        return problem(422, "invalid_public_key", "public_key must be a base64 DER SubjectPublicKeyInfo");
+    };
+    match authority.issue_responder(&key) {
+        Ok(certificate_pem) => Json(ResponderCertificate { certificate_pem }).into_response(),
+        Err(e) => problem(422, "invalid_public_key", format!("{e:#}")),
+    }
 }

@@ -13,6 +13,7 @@ mod dispatch;
 mod fields;
 pub mod json_text;
 pub mod metrics;
+pub mod ocsp;
 pub mod openapi;
 pub mod ops;
 mod path_params;
@@ -62,6 +63,8 @@ pub struct Services {
     pub tokens: Arc<TokenCache>,
     /// The on-call status page's samples and CA probe.
     pub ops: Arc<ops::Ops>,
+    /// The OCSP responder.
+    pub ocsp: Arc<ocsp::OcspService>,
 }
 
 /// The router's state: one reference count to bump per request, where
@@ -123,6 +126,9 @@ fn api_routes() -> Router<AppState> {
         .route(routes::status::SINGLE, get(routes::status::get))
         .route("/v1/status", post(routes::status::batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES)))
         .route("/v1/rules/now", get(routes::rules::now))
+        // The responder reads its bodies itself, so an oversized one is answered malformedRequest.
+        .route("/ocsp", post(routes::ocsp::post).layer(DefaultBodyLimit::disable()))
+        .route("/ocsp/{*request}", get(routes::ocsp::get))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
 }

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub rules_info: Family<[(&'static str, String); 2], Gauge>,
     /// Plain running totals for the status page's plots.
     pub flow: FlowTotals,
+    /// The OCSP responder's.
+    pub ocsp: crate::ocsp::OcspMetrics,
     /// Handles of `http_requests` and `http_request_duration` by (method, route, status).
     pub(crate) request_handles: Handles<(usize, usize, u16), (Counter, Histogram)>,
     /// Handles of `status_answers` by (source, status).
@@ -125,9 +127,11 @@ impl Metrics {
             "Always 1; the labels say which rule set and mode are in force now",
             rules_info.clone(),
         );
+        let ocsp = crate::ocsp::OcspMetrics::register(&mut registry);
         Self {
             registry,
             flow: FlowTotals::default(),
+            ocsp,
             cache_up,
             db_pool_connections,
             db_up,

@@ -26,6 +26,38 @@ pub struct Answers {
 #[derive(Debug)]
 pub struct Unavailable;
 
+/// What the registry says of one certificate, for an answer that tells a
+/// good certificate from one the registry does not hold (OCSP's `unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Listed and not good: its record.
+    NotGood(StatusRecord),
+    /// Listed and good.
+    Good,
+    /// Not in the registry.
+    Unlisted,
+}
+
+/// Answers with the registry's listing of each key, as of one instant.
+#[derive(Debug, Clone)]
+pub struct Listings {
+    pub as_of: DateTime<Utc>,
+    pub source: &'static str,
+    pub listings: Vec<Listing>,
+}
+
+/// Which (issuer, serial) pairs the registry lists: a certificate, once
+/// listed, stays listed, so a yes is kept for good (until evicted); a no is
+/// kept briefly, since an import may add the serial.
+struct ListedMemo {
+    known: quick_cache::sync::Cache<(IssuerId, Serial), (bool, std::time::Instant)>,
+}
+
+/// How long "not listed" is believed before the store is asked again.
+const UNLISTED_FOR: Duration = Duration::from_secs(10);
+/// How many listings are remembered.
+const LISTED_MEMO_ENTRIES: usize = 100_000;
+
 /// How the status service is tuned.
 #[derive(Debug, Clone, Copy)]
 pub struct StatusSettings {
@@ -57,6 +89,7 @@ pub struct StatusService {
     settings: StatusSettings,
     near_passing: Passing,
     cache_passing: Passing,
+    listed: ListedMemo,
 }
 
 /// Whether a cache tier is past its freshness bound, so that each lapse, and
@@ -110,6 +143,7 @@ impl StatusService {
             settings,
             near_passing: Passing::default(),
             cache_passing: Passing::default(),
+            listed: ListedMemo { known: quick_cache::sync::Cache::new(LISTED_MEMO_ENTRIES) },
         }
     }
 
@@ -144,6 +178,62 @@ impl StatusService {
             Err(Unavailable) => metrics.status_answer("unavailable", "none"),
         }
         answers
+    }
+
+    /// Like [`Self::answer`], but telling a good certificate from one the
+    /// registry does not hold. A cache tier holds only what is not good, so
+    /// for its "nothing held" the store is asked whether the serial is listed
+    /// (remembered, see [`ListedMemo`]); if the store cannot say, neither can this.
+    pub async fn listed(&self, keys: &[(IssuerId, Serial)], metrics: &Metrics) -> Result<Listings, Unavailable> {
+        let answers = self.answer(keys, metrics).await?;
+        let mut listings: Vec<Option<Listing>> = answers
+            .statuses
+            .iter()
+            .map(|s| match s {
+                Some(r) if r.status == hotline_core::CertificateStatus::Good => Some(Listing::Good),
+                Some(r) => Some(Listing::NotGood(*r)),
+                // The store lists every certificate it holds, good or not: absent there is absent.
+                None if answers.source == "store" => Some(Listing::Unlisted),
+                None => None,
+            })
+            .collect();
+        let now = std::time::Instant::now();
+        let mut ask = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if listings[i].is_some() {
+                continue;
+            }
+            match self.listed.known.get(key) {
+                Some((true, _)) => listings[i] = Some(Listing::Good),
+                Some((false, at)) if now.duration_since(at) < UNLISTED_FOR => listings[i] = Some(Listing::Unlisted),
+                _ => ask.push(i),
+            }
+        }
+        if !ask.is_empty() {
+            let asked: Vec<(IssuerId, Serial)> = ask.iter().map(|&i| keys[i].clone()).collect();
+            let found =
+                tokio::time::timeout(self.settings.store_timeout, self.store.certificate_statuses(&asked)).await;
+            let found = match found {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = format!("{e:#}"), "could not ask the store whether serials are listed");
+                    return Err(Unavailable);
+                }
+                Err(_) => {
+                    tracing::warn!("asking the store whether serials are listed timed out");
+                    return Err(Unavailable);
+                }
+            };
+            for (&i, record) in ask.iter().zip(found) {
+                self.listed.known.insert(keys[i].clone(), (record.is_some(), now));
+                listings[i] = Some(if record.is_some() { Listing::Good } else { Listing::Unlisted });
+            }
+        }
+        Ok(Listings {
+            as_of: answers.as_of,
+            source: answers.source,
+            listings: listings.into_iter().map(|l| l.unwrap_or(Listing::Unlisted)).collect(),
+        })
     }
 
     async fn ask_cache(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::protocol::{CaProblem, RevocationAnswer, RevocationRequest};
+use crate::protocol::{CaProblem, ResponderCertificate, ResponderRequest, RevocationAnswer, RevocationRequest};
 
 /// Why a call to the CA did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +78,17 @@ impl CaClient {
     pub async fn issuer_pem(&self, issuer: &str) -> Result<String, SendError> {
         let response = self.http.get(self.url(&format!("/v1/issuers/{issuer}/ca.pem"))).send().await;
         successful(response).await?.text().await.map_err(incomplete)
+    }
+
+    /// A delegated OCSP responder certificate (PEM) for `public_key` (a DER
+    /// SubjectPublicKeyInfo), issued by `issuer`. ca-sim offers this; for a
+    /// CA that does not, the responder certificates are configured as files.
+    pub async fn responder_certificate(&self, issuer: &str, public_key: &[u8]) -> Result<String, SendError> {
+        use base64::Engine;
+        let request = ResponderRequest { public_key: base64::engine::general_purpose::STANDARD.encode(public_key) };
+        let url = self.url(&format!("/v1/issuers/{issuer}/ocsp-responder"));
+        let answer: ResponderCertificate = json_answer(self.http.post(url).json(&request).send().await).await?;
+        Ok(answer.certificate_pem)
     }
 
     /// Whether the CA answers its health check.

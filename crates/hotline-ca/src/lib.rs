@@ -9,4 +9,6 @@ mod protocol;
 
 pub use client::{CaClient, SendError};
 pub use crl::{CrlEntry, CrlError, TrustedIssuer, VerifiedCrl, canonical_serial, canonical_serial_hex};
-pub use protocol::{CaProblem, CaStats, EntryState, Faults, RevocationAnswer, RevocationRequest};
+pub use protocol::{
+    CaProblem, CaStats, EntryState, Faults, ResponderCertificate, ResponderRequest, RevocationAnswer, RevocationRequest,
+};

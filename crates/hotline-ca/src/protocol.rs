@@ -88,3 +88,18 @@ pub struct CaStats {
     #[serde(default)]
     pub traceparents: BTreeMap<String, String>,
 }
+
+/// `POST /v1/issuers/{issuer}/ocsp-responder`: certify a key as the issuer's
+/// delegated OCSP responder (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponderRequest {
+    /// The responder's public key: a DER SubjectPublicKeyInfo, base64 (standard alphabet).
+    pub public_key: String,
+}
+
+/// The certificate issued for a responder key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponderCertificate {
+    pub certificate_pem: String,
+}

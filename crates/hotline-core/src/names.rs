@@ -8,7 +8,10 @@ use std::fmt;
 #[error("{0}")]
 pub struct NameError(pub &'static str);
 
-/// A certificate serial number: hex, 1 to 20 bytes (RFC 5280 §4.1.2.2), kept lowercase.
+/// A certificate serial number: hex, 1 to 20 bytes (RFC 5280 §4.1.2.2), kept
+/// in one form, lowercase without leading zero bytes, since a serial is an
+/// integer: `00ab` and `ab` are the same certificate, however a client (or a
+/// CRL's DER) writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Serial(String);
 
@@ -22,7 +25,11 @@ impl Serial {
         if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(NameError("must contain only hex digits 0-9 a-f"));
         }
-        Ok(Self(s.to_ascii_lowercase()))
+        let mut canonical = s;
+        while canonical.len() > 2 && canonical.starts_with("00") {
+            canonical = &canonical[2..];
+        }
+        Ok(Self(canonical.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -94,6 +101,13 @@ mod tests {
     #[test]
     fn serials_are_normalised_to_lowercase() {
         assert_eq!(Serial::parse("0A1B").unwrap().as_str(), "0a1b");
+    }
+
+    #[test]
+    fn serials_lose_their_leading_zero_bytes() {
+        assert_eq!(Serial::parse("00008A01").unwrap().as_str(), "8a01");
+        assert_eq!(Serial::parse("0000").unwrap().as_str(), "00");
+        assert_eq!(Serial::parse("0a00").unwrap().as_str(), "0a00", "a zero digit is not a zero byte");
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct TestOptions {
     pub freshness_bound: Duration,
     /// With a Redis cache: an in-process near-cache in front of it.
     pub near_cache: bool,
+    /// The CA (a ca-sim's URL), which certifies the instance's OCSP responder; none: OCSP answers nothing.
+    pub ca_url: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -76,6 +78,7 @@ impl Default for TestOptions {
             database_url: None,
             freshness_bound: Duration::from_secs(2),
             near_cache: false,
+            ca_url: None,
         }
     }
 }
@@ -101,6 +104,7 @@ impl TestOptions {
             redis_url,
             redis_prefix,
             near_cache: self.near_cache,
+            ca_url: self.ca_url.clone(),
             cache_freshness_ms: millis(self.freshness_bound),
             // Without a background sync the near-cache still polls, at the default interval.
             cache_sync_interval_ms: millis(self.sync_interval.unwrap_or(Duration::from_millis(250))),

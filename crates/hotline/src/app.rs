@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hotline_api::metrics::Metrics;
+use hotline_api::ocsp::OcspService;
+use hotline_api::ocsp::provision::{Sources, keep_current, provision};
 use hotline_api::status_service::StatusService;
 use hotline_api::{AppState, Clock, Services, SystemClock};
 use hotline_cache::{NearCache, RevocationCache};
@@ -140,9 +142,6 @@ impl Application {
         if config.is_embedded() {
             tracing::info!(data_dir = %config.data_dir.display(), "embedded default: SQLite in the data directory");
         }
-        if let Some(demo) = &demo {
-            demo.print(addr, &rules, now);
-        }
 
         let status = Arc::new(status_service(config, &store, &mut background).await?);
         if assembly.cache_following == CacheFollowing::Background {
@@ -162,6 +161,7 @@ impl Application {
             (None, Some(url)) => Some(hotline_ca::CaClient::new(url, config.ca_timeout_ms.millis())?),
             (None, None) => None,
         };
+        let ocsp = ocsp_responder(config, &store, ca.clone(), &mut background).await?;
         let state = AppState::from(Services {
             store,
             rules,
@@ -171,7 +171,14 @@ impl Application {
             metrics: Arc::new(metrics),
             tokens: Arc::default(),
             ops: Arc::new(hotline_api::ops::Ops::new(ca)),
+            ocsp,
         });
+        if let Some(demo) = &demo {
+            // With ca-sim in this process, its issuer certificates are in the data directory.
+            let in_process_ca = config.ca_url.is_none() && assembly.parts.worker();
+            let issuer_pems = in_process_ca.then(|| config.data_dir.join("ca-sim"));
+            demo.print(addr, &state.rules, now, issuer_pems.as_deref());
+        }
         Ok(Application {
             addr,
             state: Some(state.clone()),
@@ -264,6 +271,31 @@ async fn status_service(
         "revocation cache"
     );
     Ok(status)
+}
+
+/// The OCSP responder, with its certificates from the responder directory
+/// or the CA; refused at start-up if they do not check out. With neither,
+/// it answers every request `unauthorized` (it serves no issuer), and says so.
+async fn ocsp_responder(
+    config: &Config,
+    store: &hotline_store::Store,
+    ca: Option<hotline_ca::CaClient>,
+    background: &mut JoinSet<()>,
+) -> anyhow::Result<Arc<OcspService>> {
+    let ocsp = Arc::new(OcspService::new(config.ocsp_settings()).context("could not start the OCSP signers")?);
+    if config.ocsp_responder_dir.is_none() && ca.is_none() {
+        tracing::warn!("OCSP responder off: no HOTLINE_OCSP_RESPONDER_DIR and no CA to certify a responder");
+        return Ok(ocsp);
+    }
+    let sources = Sources {
+        issuers: store.issuers().await?,
+        trust_dir: config.ca_trust_dir.clone(),
+        responder_dir: config.ocsp_responder_dir.clone(),
+        ca,
+    };
+    let pending = provision(&ocsp, sources).await.context("the OCSP responder cannot start")?;
+    background.spawn(keep_current(ocsp.clone(), pending));
+    Ok(ocsp)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

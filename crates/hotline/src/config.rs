@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use hotline_api::ocsp::OcspSettings;
 use hotline_api::status_service::StatusSettings;
 use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
 use hotline_core::{PiiKey, RuleBook};
@@ -84,6 +85,20 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// Log filter (`info`, `debug`, `hotline_api=debug`, …).
     pub log: String,
+    /// How long an OCSP answer is valid (`nextUpdate` − `thisUpdate`, s): a
+    /// validator that keeps answers sees a suspension at the latest this late.
+    pub ocsp_validity_s: Bounded<10, 86_400>,
+    /// A kept OCSP answer is signed again once this share of its validity has passed (%).
+    pub ocsp_resign_percent: Bounded<10, 90>,
+    /// Answer OCSP clients without a validator token.
+    pub ocsp_anonymous: bool,
+    /// A directory of `{issuer}.pem` + `{issuer}.key` delegated responder
+    /// certificates and keys; absent means each instance has one certified by the CA.
+    pub ocsp_responder_dir: Option<PathBuf>,
+    /// The most memory the signed OCSP answers kept may take (MiB).
+    pub ocsp_cache_mb: Bounded<1, 65_536>,
+    /// Threads that sign OCSP answers; absent means one per core.
+    pub ocsp_signer_threads: Option<Bounded<1, 256>>,
 }
 
 impl Default for Config {
@@ -114,6 +129,12 @@ impl Default for Config {
             reconcile_interval_s: Bounded::of(300),
             otlp_endpoint: None,
             log: DEFAULT_LOG.into(),
+            ocsp_validity_s: Bounded::of(60),
+            ocsp_resign_percent: Bounded::of(50),
+            ocsp_anonymous: false,
+            ocsp_responder_dir: None,
+            ocsp_cache_mb: Bounded::of(128),
+            ocsp_signer_threads: None,
         }
     }
 }
@@ -288,6 +309,19 @@ impl Config {
 
     pub fn status_settings(&self) -> StatusSettings {
         StatusSettings { freshness_bound: self.cache_freshness_ms.millis(), ..StatusSettings::default() }
+    }
+
+    pub fn ocsp_settings(&self) -> OcspSettings {
+        let validity = chrono::Duration::seconds(self.ocsp_validity_s.signed());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        OcspSettings {
+            validity,
+            resign_after: validity * i32::try_from(self.ocsp_resign_percent.get()).unwrap_or(50) / 100,
+            anonymous: self.ocsp_anonymous,
+            cache_bytes: self.ocsp_cache_mb.get() << 20,
+            signer_threads: self.ocsp_signer_threads.map_or(cores, Bounded::count),
+            ..OcspSettings::default()
+        }
     }
 
     pub fn worker_settings(&self) -> WorkerSettings {

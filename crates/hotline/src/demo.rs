@@ -3,11 +3,12 @@
 //! standard output (logs go to standard error and never carry these numbers).
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use hotline_core::{Item, Mode, PiiKey, Role, RuleBook};
 use hotline_store::Store;
-use hotline_store::synthetic::{Generator, SampleHolder};
+use hotline_store::synthetic::{AUTH_ISSUER, Generator, SampleHolder};
 use serde_json::json;
 
 const DEMO_HOLDERS: usize = 20;
@@ -67,7 +68,26 @@ impl Demo {
         )
     }
 
-    pub fn print(&self, addr: SocketAddr, rules: &RuleBook, now: DateTime<Utc>) {
+    /// The `openssl ocsp` line that asks about the user identification
+    /// certificate a sample's suspension holds, verifying the answer against
+    /// its issuer's certificate (`issuer_pem`).
+    fn openssl(&self, addr: SocketAddr, holder: &SampleHolder, item: Item, issuer_pem: &Path) -> Option<String> {
+        let certificates = match item {
+            Item::Smartphone => &holder.smartphones.first()?.certificates,
+            _ => &holder.card,
+        };
+        let certificate = certificates.iter().find(|c| c.issuer == AUTH_ISSUER)?;
+        let pem = issuer_pem.display();
+        Some(format!(
+            "openssl ocsp -issuer {pem} -CAfile {pem} -serial 0x{} -url http://{addr}/ocsp -header 'Authorization=Bearer {}'",
+            certificate.serial.as_str(),
+            self.token(Role::Validator),
+        ))
+    }
+
+    /// Prints what the first start made. `issuer_pems`: where the issuers'
+    /// certificates are (the in-process CA's), for the OCSP line.
+    pub fn print(&self, addr: SocketAddr, rules: &RuleBook, now: DateTime<Utc>, issuer_pems: Option<&Path>) {
         let night = rules.snapshot(now).map(|s| s.mode == Mode::Night).unwrap_or(false);
         let describe = |h: &SampleHolder| {
             let phone =
@@ -91,16 +111,24 @@ impl Demo {
         println!("  {}", describe(&self.card_sample));
         println!("  {}", describe(&self.phone_sample));
         println!("API documentation: http://{addr}/docs");
-        if night {
+        let first = if night {
             println!("It is night in Tokyo: only smartphone reports are accepted now. Suspend the sample smartphone:");
             println!("{}", self.curl(addr, &self.phone_sample, Item::Smartphone));
             println!("From 08:30 Tokyo time, suspend the sample card with:");
             println!("{}", self.curl(addr, &self.card_sample, Item::Card));
+            (&self.phone_sample, Item::Smartphone)
         } else {
             println!("Suspend the sample card:");
             println!("{}", self.curl(addr, &self.card_sample, Item::Card));
             println!("Or the sample smartphone (accepted at any hour):");
             println!("{}", self.curl(addr, &self.phone_sample, Item::Smartphone));
+            (&self.card_sample, Item::Card)
+        };
+        let issuer_pem = issuer_pems.map(|dir| dir.join(format!("{AUTH_ISSUER}.pem")));
+        if let Some(line) = issuer_pem.and_then(|pem| self.openssl(addr, first.0, first.1, &pem)) {
+            println!("Ask in OCSP, as a validator does, about the user identification certificate it suspends");
+            println!("(good before, revoked with reason certificateHold after):");
+            println!("{line}");
         }
         println!();
     }

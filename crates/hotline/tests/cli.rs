@@ -27,12 +27,20 @@ async fn the_embedded_default_prints_a_curl_line_that_suspends_a_sample() {
         })
         .count();
     assert_eq!(tokens, 3, "one token per role is printed");
-    // Run the printed line exactly as a person would paste it.
+    // Run the printed lines exactly as a person would paste them: OCSP says good, the curl suspends, OCSP says held.
+    let openssl = server.wait_for(|l| l.starts_with("openssl ocsp ").then(|| l.to_owned())).await;
+    let asked = support::paste_in(&openssl, dir.path()).await;
+    let before = format!("{}{}", String::from_utf8_lossy(&asked.stdout), String::from_utf8_lossy(&asked.stderr));
+    assert!(before.contains("Response verify OK") && before.contains(": good"), "{openssl}\n{before}");
     let out = support::paste(&curl).await;
     assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["status"], "suspended", "{answer}");
     assert_eq!(answer["certificates"].as_array().unwrap().len(), 2);
+    let asked = support::paste_in(&openssl, dir.path()).await;
+    let after = format!("{}{}", String::from_utf8_lossy(&asked.stdout), String::from_utf8_lossy(&asked.stderr));
+    assert!(after.contains("Response verify OK") && after.contains(": revoked"), "{after}");
+    assert!(after.contains("Reason: certificateHold"), "{after}");
     let (code, _, stderr) = server.terminate().await;
     assert_eq!(code, 0, "SIGTERM is a clean exit: {}", stderr.join("\n"));
     assert!(stderr.iter().any(|l| l.contains("shutting down")));

@@ -46,6 +46,13 @@ async fn observe_dependencies(state: &AppState) {
     m.db_pool_connections.get_or_create(&[("state", "open")]).set(i64::from(pool.size()));
     m.db_pool_connections.get_or_create(&[("state", "idle")]).set(pool.num_idle() as i64);
     m.db_up.set(i64::from(state.store.ping().await));
+    let (entries, bytes) = state.ocsp.cache_size();
+    m.ocsp.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+    m.ocsp.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    for served in state.ocsp.served() {
+        let left = served.responder.as_ref().map_or(0, |r| (r.not_after - now).num_seconds());
+        m.ocsp.responder_expiry_seconds.get_or_create(&[("issuer", served.issuer.id.to_string())]).set(left);
+    }
     if let Ok(snapshot) = state.rules.snapshot(now) {
         m.rules_info.clear();
         m.rules_info

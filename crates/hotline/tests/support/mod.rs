@@ -79,6 +79,11 @@ pub async fn paste(line: &str) -> std::process::Output {
     Command::new("sh").arg("-c").arg(line).output().await.unwrap()
 }
 
+/// Runs a printed command line through `sh` in `dir`, where the server runs (its paths are relative).
+pub async fn paste_in(line: &str, dir: &Path) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(line).current_dir(dir).output().await.unwrap()
+}
+
 impl Server {
     /// The `curl` line the first start prints.
     pub async fn curl_line(&self) -> String {

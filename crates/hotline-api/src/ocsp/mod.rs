@@ -1,0 +1,237 @@
+//! The OCSP responder of every API instance: a request read by
+//! `hotline-ocsp`, its issuer found among those with a responder certificate,
+//! each certificate looked up through the same tiers as the JSON status API
+//! (near-cache → shared cache → store, each only while complete and fresh),
+//! and the answer taken from the signed-response cache or signed anew.
+//! Never `good` because a tier was cold, stale or down: when none can say,
+//! the answer is `tryLater`.
+
+mod metrics;
+pub mod provision;
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use hotline_core::{CertificateStatus, IssuerId, Serial};
+use hotline_ocsp::{
+    Asked, CacheKey, Known, KnownIssuer, Lookup, OcspResponseStatus, Query, Responder, SignedCache, Signers,
+};
+
+pub use metrics::OcspMetrics;
+
+use crate::metrics::Metrics;
+use crate::status_service::{Listing, StatusService};
+
+/// How the responder is tuned.
+#[derive(Debug, Clone)]
+pub struct OcspSettings {
+    /// `nextUpdate` − `thisUpdate`: how long a client may rely on an answer.
+    pub validity: chrono::Duration,
+    /// A kept answer is signed again once this much of its validity has passed.
+    pub resign_after: chrono::Duration,
+    /// Answer clients without a validator token.
+    pub anonymous: bool,
+    /// The most bytes of signed answers kept.
+    pub cache_bytes: u64,
+    /// Signing threads, and the signatures that may wait for them before `tryLater`.
+    pub signer_threads: usize,
+    pub signer_queue: usize,
+}
+
+impl Default for OcspSettings {
+    fn default() -> Self {
+        Self {
+            validity: chrono::Duration::seconds(60),
+            resign_after: chrono::Duration::seconds(30),
+            anonymous: false,
+            cache_bytes: 128 << 20,
+            signer_threads: 1,
+            signer_queue: 256,
+        }
+    }
+}
+
+/// One issuer the responder answers for.
+#[derive(Clone)]
+pub struct Served {
+    pub issuer: Arc<KnownIssuer>,
+    /// None until a responder certificate is installed (the CA was unreachable at start).
+    pub responder: Option<Arc<Responder>>,
+}
+
+/// The responder: issuers, the signed-response cache and the signers.
+pub struct OcspService {
+    pub settings: OcspSettings,
+    served: RwLock<Vec<Served>>,
+    cache: SignedCache,
+    signers: Signers,
+}
+
+/// An OCSP answer for the wire.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub der: Arc<Vec<u8>>,
+    /// Set for a successful response: when it was known complete, and until when it may be used.
+    pub times: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Whether a shared HTTP cache may keep it (one certificate, no nonce, successful).
+    pub cacheable: bool,
+}
+
+impl Reply {
+    fn error(status: OcspResponseStatus) -> Self {
+        Self { der: Arc::new(hotline_ocsp::error(status)), times: None, cacheable: false }
+    }
+
+    pub fn malformed() -> Self {
+        Self::error(OcspResponseStatus::MalformedRequest)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::error(OcspResponseStatus::Unauthorized)
+    }
+
+    pub fn try_later() -> Self {
+        Self::error(OcspResponseStatus::TryLater)
+    }
+
+    pub fn internal_error() -> Self {
+        Self::error(OcspResponseStatus::InternalError)
+    }
+}
+
+fn known(listing: Listing) -> Known {
+    match listing {
+        Listing::Good => Known::Good,
+        Listing::Unlisted => Known::Unknown,
+        Listing::NotGood(record) => match record.status {
+            CertificateStatus::Good => Known::Good,
+            // Held or revoked: RFC 6960's `revoked`, with certificateHold for a hold.
+            _ => Known::Revoked { since: hotline_ocsp::to_second(record.since), reason: record.reason },
+        },
+    }
+}
+
+fn cert_status_label(answers: &[(&Asked, Known)]) -> &'static str {
+    match answers {
+        [(_, Known::Good)] => "good",
+        [(_, Known::Revoked { .. })] => "revoked",
+        [(_, Known::Unknown)] => "unknown",
+        _ => "several",
+    }
+}
+
+impl OcspService {
+    pub fn new(settings: OcspSettings) -> std::io::Result<Self> {
+        let cache = SignedCache::new(settings.cache_bytes, settings.resign_after);
+        let signers = Signers::start(settings.signer_threads, settings.signer_queue)?;
+        Ok(Self { settings, served: RwLock::default(), cache, signers })
+    }
+
+    /// Serves `issuer`, with its responder when there is one (replacing any before).
+    pub fn install(&self, issuer: Arc<KnownIssuer>, responder: Option<Arc<Responder>>) {
+        let mut served = self.served.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        served.retain(|s| s.issuer.id != issuer.id);
+        served.push(Served { issuer, responder });
+    }
+
+    /// The issuers served now.
+    pub fn served(&self) -> Vec<Served> {
+        self.served.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Signed answers kept: (entries, bytes).
+    pub fn cache_size(&self) -> (usize, u64) {
+        self.cache.size()
+    }
+
+    /// Answers a request read from the wire, for a caller who may (`authorized`) ask.
+    pub async fn answer(&self, query: Query, authorized: bool, status: &StatusService, metrics: &Metrics) -> Reply {
+        let m = &metrics.ocsp;
+        if !authorized && !self.settings.anonymous {
+            m.response("unauthorized", "none", "none");
+            return Reply::unauthorized();
+        }
+        // Every certificate asked about must be one issuer's: a response is signed for one issuer.
+        let served = self.served();
+        let Some(issuer) = served.iter().find(|s| query.asked.iter().all(|a| s.issuer.names(a))) else {
+            m.response("unauthorized", "none", "none");
+            return Reply::unauthorized();
+        };
+        let now = Utc::now();
+        let Some(responder) = issuer.responder.clone().filter(|r| r.is_valid_at(now)) else {
+            m.response("try_later", "none", "none");
+            return Reply::try_later();
+        };
+        let keys: Option<Vec<(IssuerId, Serial)>> =
+            query.asked.iter().map(|a| Serial::parse(&a.serial).ok().map(|s| (issuer.issuer.id.clone(), s))).collect();
+        let Some(keys) = keys else {
+            m.response("malformed_request", "none", "none");
+            return Reply::malformed();
+        };
+        let Ok(listed) = status.listed(&keys, metrics).await else {
+            m.response("try_later", "none", "unavailable");
+            return Reply::try_later();
+        };
+        let answers: Vec<(&Asked, Known)> = query.asked.iter().zip(listed.listings.iter().map(|l| known(*l))).collect();
+        let cert_status = cert_status_label(&answers);
+        let cacheable = answers.len() == 1 && query.nonce.is_none();
+        let key = cacheable.then(|| CacheKey {
+            issuer: issuer.issuer.id.clone(),
+            serial: answers[0].0.serial.clone(),
+            hash: answers[0].0.hash,
+            known: answers[0].1,
+        });
+        if let Some(key) = &key {
+            let (lookup, kept) = self.cache.get(key, now);
+            m.cache_lookups
+                .get_or_create(&[(
+                    "result",
+                    match lookup {
+                        Lookup::Hit => "hit",
+                        Lookup::Miss => "miss",
+                        Lookup::Stale => "stale",
+                    },
+                )])
+                .inc();
+            if let Some(signed) = kept {
+                m.response("successful", cert_status, listed.source);
+                let times = Some((signed.this_update, signed.next_update));
+                return Reply { der: Arc::new(signed.der.clone()), times, cacheable: true };
+            }
+        }
+        let this_update = listed.as_of;
+        let next_update = this_update + self.settings.validity;
+        let owned: Vec<(Asked, Known)> = answers.iter().map(|(a, k)| ((*a).clone(), *k)).collect();
+        let nonce = query.nonce.clone();
+        let started = Instant::now();
+        let signed = self
+            .signers
+            .run(move || {
+                let answers: Vec<(&Asked, Known)> = owned.iter().map(|(a, k)| (a, *k)).collect();
+                hotline_ocsp::sign(&responder, &answers, this_update, next_update, nonce.as_ref(), Utc::now())
+            })
+            .await;
+        let signed = match signed {
+            Err(_saturated) => {
+                m.saturated.inc();
+                m.response("try_later", cert_status, listed.source);
+                return Reply::try_later();
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "could not sign an OCSP response");
+                m.response("internal_error", cert_status, listed.source);
+                return Reply::internal_error();
+            }
+            Ok(Ok(signed)) => Arc::new(signed),
+        };
+        m.signatures.inc();
+        m.signing_duration.observe(started.elapsed().as_secs_f64());
+        m.response("successful", cert_status, listed.source);
+        if let Some(key) = key {
+            self.cache.put(key, signed.clone());
+        }
+        let times = Some((signed.this_update, signed.next_update));
+        Reply { der: Arc::new(signed.der.clone()), times, cacheable }
+    }
+}

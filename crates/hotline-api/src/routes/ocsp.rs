@@ -1,0 +1,160 @@
+//! OCSP over HTTP (RFC 6960 Appendix A, profiled by RFC 5019 §5): `POST
+//! /ocsp` with a DER request, `GET /ocsp/{request}` with it in base64 (either
+//! alphabet), percent-encoded. Every answer, refusals included, is an
+//! `application/ocsp-response`: an OCSP client reads nothing else. A `GET`
+//! answer carries RFC 5019's caching headers, never beyond its `nextUpdate`,
+//! with an `ETag` a client can revalidate (`304`).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hotline_ocsp::MAX_REQUEST_BYTES;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::auth::{Authorized, Validators};
+use crate::ocsp::Reply;
+use crate::problem::Problem;
+
+const OCSP_RESPONSE: &str = "application/ocsp-response";
+
+/// Whether the caller may ask; `Err` when tokens cannot be checked right now (answered `tryLater`).
+fn authorized(caller: &Result<Authorized<Validators>, Problem>) -> Result<bool, ()> {
+    match caller {
+        Ok(_) => Ok(true),
+        Err(problem) if problem.code() == "auth_unavailable" => Err(()),
+        Err(_) => Ok(false),
+    }
+}
+
+async fn answer(state: &AppState, caller: &Result<Authorized<Validators>, Problem>, der: &[u8]) -> Reply {
+    let authorized = match authorized(caller) {
+        Ok(authorized) => authorized,
+        Err(()) if state.ocsp.settings.anonymous => true,
+        Err(()) => return Reply::try_later(),
+    };
+    let query = match hotline_ocsp::parse(der) {
+        Ok(query) => query,
+        Err(e) => {
+            tracing::debug!(error = %e, "malformed OCSP request");
+            state.metrics.ocsp.response("malformed_request", "none", "none");
+            return Reply::malformed();
+        }
+    };
+    state.ocsp.answer(query, authorized, &state.status, &state.metrics).await
+}
+
+fn malformed(state: &AppState) -> Response {
+    state.metrics.ocsp.response("malformed_request", "none", "none");
+    wire(&Reply::malformed(), None)
+}
+
+/// An OCSP request in the body.
+pub async fn post(
+    State(state): State<AppState>,
+    caller: Result<Authorized<Validators>, Problem>,
+    body: Body,
+) -> Response {
+    // One byte over the bound tells an oversized body from one exactly at it.
+    let Ok(der) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else { return malformed(&state) };
+    let reply = answer(&state, &caller, &der).await;
+    wire(&reply, None)
+}
+
+/// An OCSP request in the path: base64 of its DER, percent-encoded.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Result<Authorized<Validators>, Problem>,
+    headers: HeaderMap,
+    Path(encoded): Path<String>,
+) -> Response {
+    let Some(der) = decode_get(&encoded) else { return malformed(&state) };
+    let reply = answer(&state, &caller, &der).await;
+    wire(&reply, Some(&headers))
+}
+
+/// Base64 in the standard or the URL-safe alphabet, padded or not (RFC 5019 §5).
+fn decode_get(encoded: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let encoded = encoded.trim_start_matches('/');
+    if encoded.len() > MAX_REQUEST_BYTES.div_ceil(3) * 4 {
+        return None;
+    }
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(encoded).ok())
+}
+
+/// An HTTP-date (RFC 9110 §5.6.7).
+fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The reply as HTTP; `get` holds a `GET`'s headers, whose answers may be cached.
+fn wire(reply: &Reply, get: Option<&HeaderMap>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCSP_RESPONSE));
+    let cacheable = match (get, reply.times) {
+        (Some(request), Some((this_update, next_update))) if reply.cacheable => {
+            Some((request, this_update, next_update))
+        }
+        _ => None,
+    };
+    let Some((request, this_update, next_update)) = cacheable else {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return (StatusCode::OK, headers, Body::from(reply.der.as_ref().clone())).into_response();
+    };
+    let max_age = (next_update - Utc::now()).num_seconds().max(0);
+    let digest = Sha256::digest(reply.der.as_slice());
+    let etag = format!("\"{}\"", hex_prefix(&digest));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header_value(&format!("max-age={max_age}, public, no-transform, must-revalidate")),
+    );
+    headers.insert(header::LAST_MODIFIED, header_value(&http_date(this_update)));
+    headers.insert(header::EXPIRES, header_value(&http_date(next_update)));
+    headers.insert(header::ETAG, header_value(&etag));
+    let unchanged = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (StatusCode::OK, headers, Body::from(reply.der.as_ref().clone())).into_response()
+}
+
+/// The first 16 bytes of a digest, in hex: a strong ETag for the exact bytes.
+fn hex_prefix(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_requests_are_read_in_either_base64_alphabet() {
+        let der = vec![0xfb, 0xff, 0x3e, 0x30, 0x00];
+        let standard = base64::engine::general_purpose::STANDARD.encode(&der);
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der);
+        assert!(standard.contains('/') || standard.contains('+'), "{standard}");
+        assert_eq!(decode_get(&standard), Some(der.clone()));
+        assert_eq!(decode_get(&url_safe), Some(der));
+        assert_eq!(decode_get("not base64!"), None);
+        assert_eq!(decode_get(&"A".repeat(MAX_REQUEST_BYTES * 2)), None);
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        let t = DateTime::from_timestamp(1_764_633_600, 0).unwrap();
+        assert_eq!(http_date(t), "Tue, 02 Dec 2025 00:00:00 GMT");
+    }
+}
