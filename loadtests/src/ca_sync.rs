@@ -68,7 +68,7 @@ async fn start_ca(args: &Args) -> anyhow::Result<Ca> {
 }
 
 fn spawn_hotline(args: &Args, db: &str, ca: &str, cli: &[&str]) -> anyhow::Result<Child> {
-    Ok(Command::new(&args.target.hotline)
+    Ok(common::hotline_command(&args.target.hotline)
         .args(cli)
         .env("HOTLINE_DATABASE_URL", db)
         .env("HOTLINE_PII_KEY", KEY)

@@ -41,9 +41,21 @@ pub async fn fresh_database(admin: &str, name: &str) -> anyhow::Result<String> {
     db_url(admin, name)
 }
 
+/// The hotline binary as a command, without the test command's own
+/// `HOTLINE_TEST_*` variables, which the binary would refuse as unknown.
+pub fn hotline_command(bin: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HOTLINE_TEST_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// Runs a hotline command against `db`; returns its standard output.
 pub async fn hotline(bin: &str, db: &str, env: &[(&str, &str)], cli: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(bin)
+    let out = hotline_command(bin)
         .args(cli)
         .env("HOTLINE_DATABASE_URL", db)
         .env("HOTLINE_PII_KEY", KEY)

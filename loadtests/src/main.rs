@@ -11,6 +11,10 @@
 //! certificates with 10 000 held, and the validator status endpoint measured
 //! with wrk next to nginx serving a static 200 and `redis-benchmark -t get`.
 //!
+//! `ocsp`: the OCSP responder's GET (from the signed-response cache) next to
+//! nginx, POST with a nonce (signed per request), a signature's cost, and the
+//! time from a suspension to the first revoked OCSP answer elsewhere.
+//!
 //! `ca-sync`: commit-to-CA lag at a steady suspension rate with added CA
 //! latency, and the outbox drain rate with one and two workers next to what
 //! the CA takes straight from a client.
@@ -18,6 +22,8 @@
 mod ca_sync;
 mod common;
 mod cpu;
+mod harness;
+mod ocsp;
 mod rawhttp;
 mod rebuild;
 mod status;
@@ -45,6 +51,8 @@ enum Command {
     Rebuild(rebuild::Args),
     /// CA sync lag at a steady rate, and the outbox drain rate with one and two workers.
     CaSync(ca_sync::Args),
+    /// OCSP GET and POST throughput and latency against nginx, a signature's cost, and visibility.
+    Ocsp(ocsp::Args),
 }
 
 #[tokio::main]
@@ -55,5 +63,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Visibility(args) => visibility::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,
         Command::CaSync(args) => ca_sync::run(args).await,
+        Command::Ocsp(args) => ocsp::run(args).await,
     }
 }

@@ -68,7 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = redis_used_memory(port).await?;
     let started = Instant::now();
-    let mut child = Command::new(&args.target.hotline)
+    let mut child = crate::common::hotline_command(&args.target.hotline)
         .args(["cache", "rebuild"])
         .env("HOTLINE_DATABASE_URL", &db)
         .env("HOTLINE_PII_KEY", KEY)

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::common::{
-    KEY, Target, cards_accepted, free_port, fresh_database, has_phone, hotline, ms, percentile, redis_server, report,
+    KEY, Target, cards_accepted, free_port, fresh_database, has_phone, hotline, ms, redis_server, report,
     reported_certificates, token, wait_ready,
 };
-use crate::cpu::CpuTime;
+use crate::harness::{Nginx, OpenLoop, median, open_loop, spawn_logging_to, wrk};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,98 +55,6 @@ pub struct Args {
     /// happens, not only how long it is, and the server's log to `server.log`.
     #[arg(long)]
     timeline: Option<std::path::PathBuf>,
-}
-
-struct Wrk {
-    rps: f64,
-    p50: String,
-    p99: String,
-}
-
-async fn wrk(url: &str, script: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
-    let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
-    if let Some(s) = script {
-        cmd.args(["-s", s]);
-    }
-    let out = cmd.arg(url).output().await.context("wrk is not installed (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if text.contains("Non-2xx") {
-        bail!("wrk saw errors:\n{text}");
-    }
-    let field = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(str::to_owned)
-    };
-    Ok(Wrk {
-        rps: field("Requests/sec:").and_then(|v| v.parse().ok()).context(format!("no rate in wrk output:\n{text}"))?,
-        p50: field("50%").unwrap_or_default(),
-        p99: field("99%").unwrap_or_default(),
-    })
-}
-
-fn spawn(cmd: &mut Command) -> anyhow::Result<Child> {
-    spawn_logging_to(cmd, Stdio::null())
-}
-
-fn spawn_logging_to(cmd: &mut Command, log: Stdio) -> anyhow::Result<Child> {
-    Ok(cmd.stdout(Stdio::null()).stderr(log).kill_on_drop(true).spawn()?)
-}
-
-/// nginx serving a static 200; stopped when dropped.
-struct Nginx {
-    master: Child,
-    conf: std::path::PathBuf,
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        // One worker per core, each on its own SO_REUSEPORT socket: nginx's fastest
-        // setup, and the steadiest (with one shared socket, how connections split
-        // between the workers changes from run to run).
-        let conf = format!(
-            "worker_processes 2; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
-             events {{ worker_connections 1024; }}
-             http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
-                     uwsgi_temp_path {dir}; scgi_temp_path {dir};
-                     server {{ listen 127.0.0.1:{port} reuseport; location / {{ return 200 'ok'; }} }} }}",
-            dir = dir.display()
-        );
-        let path = dir.join("nginx.conf");
-        std::fs::write(&path, conf)?;
-        let master = spawn(Command::new("nginx").arg("-c").arg(&path).arg("-p").arg(dir))
-            .context("nginx is not installed (apt-get install nginx-light)")?;
-        Ok(Self { master, conf: path, dir: dir.to_owned(), port })
-    }
-}
-
-impl Drop for Nginx {
-    /// Killing the master would leave its workers running: ask it to stop
-    /// them, and wait (briefly) until it has.
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("nginx")
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("-p")
-            .arg(&self.dir)
-            .args(["-s", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        for _ in 0..100 {
-            if !matches!(self.master.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.master.start_kill();
-    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -181,7 +89,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .sum();
 
     let port = free_port()?;
-    let mut server = Command::new(&args.target.hotline);
+    let mut server = crate::common::hotline_command(&args.target.hotline);
     server
         .args(["api", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", &db)
@@ -269,12 +177,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let nginx_median = median(rounds.iter().map(|(n, _)| n.rps).collect());
     let ratio = median(rounds.iter().map(|(n, s)| s.rps / n.rps).collect());
     let half = status_max / 2.0;
+    let settings = OpenLoop { seconds: args.seconds, lanes: args.lanes, timeline: args.timeline.clone() };
     eprintln!("open loop at {half:.0} req/s: the status endpoint, then nginx…");
     let status_run =
-        open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &args, &[server_pid], "status").await?;
+        open_loop(&format!("127.0.0.1:{port}"), &paths, &validator, half, &settings, &[server_pid], "status").await?;
     let nginx_workers = nginx_server.master.id().map(crate::cpu::children).unwrap_or_default();
     let nginx_run =
-        open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &args, &nginx_workers, "nginx").await?;
+        open_loop(&format!("127.0.0.1:{nginx_port}"), &paths, &validator, half, &settings, &nginx_workers, "nginx")
+            .await?;
 
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
     let sources: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hotline_status_answers_total{")).collect();
@@ -323,73 +233,4 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     drop(nginx_server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// One line per request, in the order they were due: `due_ms,latency_us`.
-fn write_timeline(path: &std::path::Path, samples: &[crate::rawhttp::Sample]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("could not create {}", path.display()))?,
-    );
-    writeln!(out, "due_ms,latency_us")?;
-    for s in samples {
-        writeln!(out, "{:.3},{}", s.due.as_secs_f64() * 1e3, s.latency.as_micros())?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// One open-loop run: latency percentiles, and CPU microseconds per request
-/// (user, system) of the server and of this process, the client.
-struct OpenLoopRun {
-    p50: Duration,
-    p99: Duration,
-    answered: usize,
-    server_cpu: (f64, f64),
-    client_cpu: (f64, f64),
-    /// Pages the server read back from disk during the run.
-    server_major_faults: u64,
-}
-
-/// Open-loop load at `rate` on the client's own threads, against the server
-/// whose processes are `server`; with `--timeline`, the samples go to `{name}.csv`.
-async fn open_loop(
-    addr: &str,
-    paths: &[String],
-    token: &str,
-    rate: f64,
-    args: &Args,
-    server: &[u32],
-    name: &str,
-) -> anyhow::Result<OpenLoopRun> {
-    let (addr, paths, token, seconds, lanes) =
-        (addr.to_owned(), paths.to_vec(), token.to_owned(), args.seconds, args.lanes);
-    let me = [std::process::id()];
-    let (server_before, client_before) = (CpuTime::of(server)?, CpuTime::of(&me)?);
-    let (samples, failed) =
-        tokio::task::spawn_blocking(move || crate::rawhttp::open_loop(&addr, &paths, &token, rate, seconds, lanes))
-            .await??;
-    let (server_after, client_after) = (CpuTime::of(server)?, CpuTime::of(&me)?);
-    if failed > 0 {
-        bail!("{failed} requests failed during the open-loop run");
-    }
-    // The directory was made when the server started.
-    if let Some(dir) = &args.timeline {
-        write_timeline(&dir.join(format!("{name}.csv")), &samples)?;
-    }
-    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
-    latencies.sort();
-    Ok(OpenLoopRun {
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-        answered: latencies.len(),
-        server_cpu: server_after.per_request_since(server_before, latencies.len()),
-        client_cpu: client_after.per_request_since(client_before, latencies.len()),
-        server_major_faults: server_after.major_faults - server_before.major_faults,
-    })
 }

@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let port = free_port()?;
-    let mut server = Command::new(&args.target.hotline)
+    let mut server = crate::common::hotline_command(&args.target.hotline)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", &db)
         .env("HOTLINE_PII_KEY", KEY)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::common::{
     KEY, Target, free_port, fresh_database, has_phone, hotline, ms, percentile, redis_server, report, token, wait_ready,
@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 fn serve(bin: &str, db: &str, redis: &str, port: u16) -> anyhow::Result<Child> {
-    Ok(Command::new(bin)
+    Ok(crate::common::hotline_command(bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", db)
         .env("HOTLINE_PII_KEY", KEY)

@@ -42,6 +42,36 @@ impl KnownIssuer {
         })
     }
 
+    /// An OCSP request (DER) for one of this issuer's serials, with a SHA-1
+    /// CertID (as `openssl` sends) and the nonce if given: for clients, tools
+    /// and benchmarks.
+    pub fn request(&self, serial: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, der::Error> {
+        use der::asn1::{Null, ObjectIdentifier, OctetString};
+        let cert_id = x509_ocsp::CertId {
+            hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+                oid: ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
+                parameters: Some(der::asn1::Any::from(Null)),
+            },
+            issuer_name_hash: OctetString::new(self.sha1.0.clone())?,
+            issuer_key_hash: OctetString::new(self.sha1.1.clone())?,
+            serial_number: x509_cert::serial_number::SerialNumber::new(serial)?,
+        };
+        let request_extensions = match nonce {
+            None => None,
+            Some(nonce) => Some(vec![x509_cert::ext::Extension {
+                extn_id: ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2"),
+                critical: false,
+                extn_value: OctetString::new(OctetString::new(nonce)?.to_der()?)?,
+            }]),
+        };
+        let tbs_request = x509_ocsp::TbsRequest {
+            request_list: vec![x509_ocsp::Request { req_cert: cert_id, single_request_extensions: None }],
+            request_extensions,
+            ..x509_ocsp::TbsRequest::default()
+        };
+        x509_ocsp::OcspRequest { tbs_request, optional_signature: None }.to_der()
+    }
+
     /// Whether a CertID names this issuer.
     pub fn names(&self, asked: &Asked) -> bool {
         let (name, key) = match asked.hash {

@@ -18,7 +18,7 @@ mod signers;
 pub use issuer::{BadIssuerCertificate, KnownIssuer};
 pub use request::{Asked, HashAlgorithm, MAX_CERT_IDS, MAX_REQUEST_BYTES, Malformed, Query, canonical_serial, parse};
 pub use responder::{Responder, ResponderError, generate_key};
-pub use response::{Known, SignError, Signed, error, sign, to_second};
+pub use response::{Known, SignError, Signed, error, read_statuses, sign, to_second};
 pub use signed_cache::{CacheKey, Lookup, SignedCache};
 pub use signers::{Saturated, Signers};
 pub use x509_ocsp::OcspResponseStatus;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use der::Encode;
 use der::asn1::{BitString, GeneralizedTime, OctetString};
 use hotline_core::RevocationReason;
+use sha2::Digest;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::CrlReason;
 use x509_ocsp::{
@@ -32,10 +33,12 @@ pub enum Known {
 /// A signed response and its times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
-    /// DER of the `OCSPResponse`.
-    pub der: Vec<u8>,
+    /// DER of the `OCSPResponse`, shared: a kept response is sent without a copy.
+    pub der: bytes::Bytes,
     pub this_update: DateTime<Utc>,
     pub next_update: DateTime<Utc>,
+    /// The first 16 bytes of the response's SHA-256: an HTTP ETag for exactly these bytes.
+    pub digest: [u8; 16],
 }
 
 /// A response could not be built or signed.
@@ -131,7 +134,10 @@ pub fn sign(
             response: OctetString::new(basic.to_der()?)?,
         }),
     };
-    Ok(Signed { der: response.to_der()?, this_update, next_update })
+    let der = response.to_der()?;
+    let mut digest = [0; 16];
+    digest.copy_from_slice(&sha2::Sha256::digest(&der)[..16]);
+    Ok(Signed { der: der.into(), this_update, next_update, digest })
 }
 
 fn const_oid_basic() -> der::asn1::ObjectIdentifier {
@@ -145,4 +151,27 @@ pub fn error(status: OcspResponseStatus) -> Vec<u8> {
     OcspResponse { response_status: status, response_bytes: None }
         .to_der()
         .unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, code])
+}
+
+/// What a response says of each certificate, for clients, tools and
+/// benchmarks (the signature is not checked here: `openssl` does that in the
+/// tests). `None` unless it is a successful basic response.
+pub fn read_statuses(der: &[u8]) -> Option<Vec<Known>> {
+    use der::Decode;
+    let response = OcspResponse::from_der(der).ok()?;
+    let bytes = response.response_bytes?;
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).ok()?;
+    let read = |status: &CertStatus| match status {
+        CertStatus::Good(_) => Known::Good,
+        CertStatus::Unknown(_) => Known::Unknown,
+        CertStatus::Revoked(info) => Known::Revoked {
+            since: DateTime::from_timestamp(
+                i64::try_from(info.revocation_time.0.to_unix_duration().as_secs()).unwrap_or(0),
+                0,
+            )
+            .unwrap_or_default(),
+            reason: info.revocation_reason.and_then(|r| RevocationReason::from_code(r as u8)),
+        },
+    };
+    Some(basic.tbs_response_data.responses.iter().map(|r| read(&r.cert_status)).collect())
 }

@@ -154,3 +154,17 @@ fn a_signed_response_verifies_and_says_what_was_known() {
     assert_eq!(data.response_extensions.unwrap()[0], query.nonce.unwrap(), "the nonce as sent");
     assert_eq!(basic.certs.unwrap().len(), 1, "the responder certificate goes with the answer");
 }
+
+#[test]
+fn a_client_built_request_reads_back_and_a_response_reads_as_signed() {
+    let ca = ca("jpki-sign");
+    let (key, public) = generate_key().unwrap();
+    let now = Utc::now();
+    let responder = Responder::new(&ca.known, &delegate(&ca, &public, true, 0, 30), &key, now).unwrap();
+    let query = parse(&ca.known.request(&[0x0a, 0x0b], Some(b"n")).unwrap()).unwrap();
+    assert!(ca.known.names(&query.asked[0]) && query.asked[0].serial == "0a0b" && query.nonce.is_some());
+    let revoked = Known::Revoked { since: crate::to_second(now), reason: Some(RevocationReason::Superseded) };
+    let signed = sign(&responder, &[(&query.asked[0], revoked)], now, now, None, now).unwrap();
+    assert_eq!(crate::read_statuses(&signed.der), Some(vec![revoked]));
+    assert_eq!(crate::read_statuses(&crate::error(crate::OcspResponseStatus::TryLater)), None);
+}

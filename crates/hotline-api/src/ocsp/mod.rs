@@ -71,16 +71,21 @@ pub struct OcspService {
 /// An OCSP answer for the wire.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub der: Arc<Vec<u8>>,
-    /// Set for a successful response: when it was known complete, and until when it may be used.
-    pub times: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub der: bytes::Bytes,
+    /// Set for a successful response: when it was known complete, until when it may be used, and its digest.
+    pub signed: Option<(DateTime<Utc>, DateTime<Utc>, [u8; 16])>,
     /// Whether a shared HTTP cache may keep it (one certificate, no nonce, successful).
     pub cacheable: bool,
 }
 
 impl Reply {
     fn error(status: OcspResponseStatus) -> Self {
-        Self { der: Arc::new(hotline_ocsp::error(status)), times: None, cacheable: false }
+        Self { der: hotline_ocsp::error(status).into(), signed: None, cacheable: false }
+    }
+
+    fn signed(signed: &hotline_ocsp::Signed, cacheable: bool) -> Self {
+        let times = Some((signed.this_update, signed.next_update, signed.digest));
+        Self { der: signed.der.clone(), signed: times, cacheable }
     }
 
     pub fn malformed() -> Self {
@@ -135,6 +140,12 @@ impl OcspService {
         served.push(Served { issuer, responder });
     }
 
+    /// The issuer that every certificate asked about names, if it is served.
+    fn serving(&self, query: &Query) -> Option<Served> {
+        let served = self.served.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        served.iter().find(|s| query.asked.iter().all(|a| s.issuer.names(a))).cloned()
+    }
+
     /// The issuers served now.
     pub fn served(&self) -> Vec<Served> {
         self.served.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
@@ -153,8 +164,7 @@ impl OcspService {
             return Reply::unauthorized();
         }
         // Every certificate asked about must be one issuer's: a response is signed for one issuer.
-        let served = self.served();
-        let Some(issuer) = served.iter().find(|s| query.asked.iter().all(|a| s.issuer.names(a))) else {
+        let Some(issuer) = self.serving(&query) else {
             m.response("unauthorized", "none", "none");
             return Reply::unauthorized();
         };
@@ -196,8 +206,7 @@ impl OcspService {
                 .inc();
             if let Some(signed) = kept {
                 m.response("successful", cert_status, listed.source);
-                let times = Some((signed.this_update, signed.next_update));
-                return Reply { der: Arc::new(signed.der.clone()), times, cacheable: true };
+                return Reply::signed(&signed, true);
             }
         }
         let this_update = listed.as_of;
@@ -231,7 +240,6 @@ impl OcspService {
         if let Some(key) = key {
             self.cache.put(key, signed.clone());
         }
-        let times = Some((signed.this_update, signed.next_update));
-        Reply { der: Arc::new(signed.der.clone()), times, cacheable }
+        Reply::signed(&signed, cacheable)
     }
 }

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hotline_ocsp::MAX_REQUEST_BYTES;
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::{Authorized, Validators};
@@ -99,18 +98,17 @@ fn header_value(text: &str) -> HeaderValue {
 fn wire(reply: &Reply, get: Option<&HeaderMap>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCSP_RESPONSE));
-    let cacheable = match (get, reply.times) {
-        (Some(request), Some((this_update, next_update))) if reply.cacheable => {
-            Some((request, this_update, next_update))
+    let cacheable = match (get, reply.signed) {
+        (Some(request), Some((this_update, next_update, digest))) if reply.cacheable => {
+            Some((request, this_update, next_update, digest))
         }
         _ => None,
     };
-    let Some((request, this_update, next_update)) = cacheable else {
+    let Some((request, this_update, next_update, digest)) = cacheable else {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return (StatusCode::OK, headers, Body::from(reply.der.as_ref().clone())).into_response();
+        return (StatusCode::OK, headers, Body::from(reply.der.clone())).into_response();
     };
     let max_age = (next_update - Utc::now()).num_seconds().max(0);
-    let digest = Sha256::digest(reply.der.as_slice());
     let etag = format!("\"{}\"", hex_prefix(&digest));
     headers.insert(
         header::CACHE_CONTROL,
@@ -128,12 +126,16 @@ fn wire(reply: &Reply, get: Option<&HeaderMap>) -> Response {
     if unchanged {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    (StatusCode::OK, headers, Body::from(reply.der.as_ref().clone())).into_response()
+    (StatusCode::OK, headers, Body::from(reply.der.clone())).into_response()
 }
 
-/// The first 16 bytes of a digest, in hex: a strong ETag for the exact bytes.
+/// A response's digest in hex: a strong ETag for its exact bytes.
 fn hex_prefix(digest: &[u8]) -> String {
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    digest.iter().fold(String::with_capacity(32), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 #[cfg(test)]
