@@ -18,8 +18,10 @@ use tokio::sync::Mutex;
 pub struct Args {
     #[command(flatten)]
     target: Target,
-    #[arg(long, default_value_t = 20_000)]
-    holders: usize,
+    /// Holders to seed; by default enough for the requests at any hour (at
+    /// night only smartphone holders, about a third, can be reported).
+    #[arg(long)]
+    holders: Option<usize>,
     #[arg(long, default_value_t = 5_000)]
     requests: usize,
     #[arg(long, default_value_t = 16)]
@@ -33,21 +35,27 @@ async fn hotline(args: &Args, db: &str, cli: &[&str]) -> anyhow::Result<String> 
     common::hotline(&args.target.hotline, db, &[], cli).await
 }
 
+/// Holders with smartphones among those seeded: about a third; seeding four
+/// per request leaves a margin at night, when only they can be reported.
+const HOLDERS_PER_NIGHT_REQUEST: usize = 4;
+const WARM_UP: usize = 200;
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let seeded = args.holders.unwrap_or((args.requests + WARM_UP) * HOLDERS_PER_NIGHT_REQUEST);
     let db = db_url(&args.target.pg_url, "hotline_bench")?;
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench WITH (FORCE)").await?;
     psql(&args.target.pg_url, "CREATE DATABASE hotline_bench").await?;
     let samples_path = std::env::temp_dir().join("hotline-bench-samples.json");
     let samples_arg = samples_path.to_string_lossy().into_owned();
     hotline(&args, &db, &["migrate"]).await?;
-    eprintln!("seeding {} holders…", args.holders);
-    hotline(&args, &db, &["seed", "--holders", &args.holders.to_string(), "--samples", &samples_arg]).await?;
+    eprintln!("seeding {seeded} holders…");
+    hotline(&args, &db, &["seed", "--holders", &seeded.to_string(), "--samples", &samples_arg]).await?;
     let token_out = hotline(&args, &db, &["token", "create", "--role", "operator", "--name", "bench"]).await?;
     let token = token_out.lines().last().context("no token printed")?.to_owned();
     let samples: Value = serde_json::from_slice(&std::fs::read(&samples_path)?)?;
     let holders = samples["holders"].as_array().context("no holders in the sample file")?.clone();
-    if holders.len() < args.requests + 200 {
-        bail!("need at least {} holders for {} distinct requests plus warm-up", args.requests + 200, args.requests);
+    if holders.len() < args.requests + WARM_UP {
+        bail!("need at least {} holders for {} distinct requests plus warm-up", args.requests + WARM_UP, args.requests);
     }
 
     let port = free_port()?;
@@ -72,10 +80,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let night = !common::cards_accepted(&client, &base, &token).await?;
     let pool: Vec<Value> =
         holders.iter().filter(|h| !night || common::has_phone(h)).map(|h| common::report(h, night)).collect();
-    if pool.len() < args.requests + 200 {
-        bail!("not enough holders for {} requests (night: smartphone holders only)", args.requests);
+    if pool.len() < args.requests + WARM_UP {
+        bail!(
+            "{} holders can be reported now ({}), {} are needed: seed about {} (--holders, or leave it out)",
+            pool.len(),
+            if night { "night in Tokyo: smartphone holders only" } else { "day" },
+            args.requests + WARM_UP,
+            (args.requests + WARM_UP) * HOLDERS_PER_NIGHT_REQUEST
+        );
     }
-    let (warmup, measured) = pool.split_at(200);
+    let (warmup, measured) = pool.split_at(WARM_UP);
     let measured = &measured[..args.requests];
     send_all(&client, &base, &token, warmup, args.concurrency).await?;
     let started = Instant::now();

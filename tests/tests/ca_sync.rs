@@ -396,7 +396,6 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
             .args(["worker", "--listen", "127.0.0.1:0"])
             .env("HOTLINE_DATABASE_URL", &registry.db.url)
             .env("HOTLINE_CA_URL", ca.url())
-            .env("HOTLINE_WORKER_LEASE_MS", "1500")
             .env("HOTLINE_WORKER_BATCH", "16")
             .env("HOTLINE_WORKER_CONCURRENCY", "16")
             .env("HOTLINE_LOG", "warn")
@@ -439,6 +438,44 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     assert_eq!(events.len(), 120);
     assert!(events.values().all(|s| s == "done"));
     assert_once_in_effect(&ca.control().stats().await.unwrap(), &events);
+}
+
+async fn a_live_workers_leases_outlast_a_slow_ca_and_no_event_is_sent_twice() {
+    let registry = Registry::new(Backend::Postgres, 4).await;
+    // Every CA call takes longer than a lease: only renewal keeps the events A's.
+    let ca = CaSimServer::start_with(&["--latency-ms", "1600"]);
+    for i in 0..4 {
+        registry.suspend_card(i).await;
+    }
+    let settings = WorkerSettings { lease: Duration::from_millis(1000), ..settings() };
+    // A patient client, so that no call times out and is retried even on a busy machine.
+    let patient = |settings: WorkerSettings| {
+        let client = hotline_ca::CaClient::new(&ca.url(), Duration::from_secs(30)).unwrap();
+        let metrics = Arc::new(WorkerMetrics::new(&mut Prometheus::default()));
+        Worker::new(registry.store.clone(), client, settings, metrics, TrustStore::default())
+    };
+    let (a, b) = (patient(settings.clone()), patient(settings));
+    let sending = tokio::spawn(async move { a.drain_once().await.unwrap() });
+    // Wait until A holds the batch, then keep B looking while A waits on the CA.
+    loop {
+        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE leased_by IS NOT NULL")
+            .fetch_one(registry.store.pool())
+            .await
+            .unwrap();
+        if leased == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while !sending.is_finished() {
+        assert_eq!(b.drain_once().await.unwrap(), 0, "A renews its leases: B takes none of its events");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sending.await.unwrap(), 8);
+    assert_eq!(registry.store.outbox_summary().await.unwrap().pending, 0);
+    let stats = ca.control().stats().await.unwrap();
+    assert_eq!(stats.applied.len(), 8);
+    assert!(stats.replays.is_empty(), "no event was sent a second time: {:?}", stats.replays);
 }
 
 async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signature() {
@@ -504,5 +541,6 @@ hotline_testkit::postgres_only!(
     a_certificates_changes_reach_the_ca_in_order,
     two_workers_on_one_database_send_each_event_once,
     a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice,
+    a_live_workers_leases_outlast_a_slow_ca_and_no_event_is_sent_twice,
     reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signature,
 );

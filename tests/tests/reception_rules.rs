@@ -21,7 +21,7 @@ async fn card_reports_at_each_boundary(backend: Backend) {
             assert_eq!(body["rules"]["mode"], mode);
         } else {
             assert_eq!(body["mode"], mode);
-            let next = if h == 8 { "2026-11-24T08:30:00+09:00" } else { "2026-11-25T08:30:00+09:00" };
+            let next = if h == 8 { "2026-11-24T08:30:00.000+09:00" } else { "2026-11-25T08:30:00.000+09:00" };
             assert_eq!(body["next_accepted_at"], next, "{body}");
         }
     }
@@ -64,13 +64,13 @@ async fn rules_now_says_what_is_accepted(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(day["mode"], "day");
     assert_eq!(day["accepted_items"], json!(["card", "smartphone", "notification_card", "number_notice"]));
-    assert_eq!(day["next_change_at"], "2026-11-24T20:00:00+09:00");
+    assert_eq!(day["next_change_at"], "2026-11-24T20:00:00.000+09:00");
     assert_eq!(day["rules_version"], "jpki-2023-05");
     assert_eq!(day["staffed_languages"], json!(["ja", "en", "zh", "ko", "es", "pt"]));
     app.clock.set(jst(2026, 11, 24, 22, 0, 0));
     let (_, night) = app.get("/v1/rules/now", &app.clerk).await;
     assert_eq!(night["accepted_items"], json!(["smartphone"]));
-    assert_eq!(night["next_change_at"], "2026-11-25T08:30:00+09:00");
+    assert_eq!(night["next_change_at"], "2026-11-25T08:30:00.000+09:00");
     assert_eq!(night["staffed_languages"], json!(["ja"]));
 }
 

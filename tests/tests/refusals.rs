@@ -155,7 +155,7 @@ async fn a_card_at_night_is_409_with_the_call_back_time(backend: Backend) {
     for item in ["card", "notification_card", "number_notice"] {
         let report = TestApp::report(app.card_holder(0), item);
         let body = refused(&app, StatusCode::CONFLICT, "outside_reception_hours", || app.suspend(item, &report)).await;
-        assert_eq!(body["next_accepted_at"], "2026-11-22T08:30:00+09:00");
+        assert_eq!(body["next_accepted_at"], "2026-11-22T08:30:00.000+09:00");
         assert_eq!(body["mode"], "night");
     }
 }

@@ -16,7 +16,7 @@ async fn status_answers_with_crl_semantics(backend: Backend) {
     assert_eq!(body["status"], "suspended");
     assert_eq!(body["reason"], "certificate_hold");
     assert_eq!(body["serial"], sign.serial.as_str(), "serials are answered normalised");
-    assert_eq!(body["since"], "2026-11-20T14:00:00+09:00");
+    assert_eq!(body["since"], "2026-11-20T14:00:00.000+09:00");
     // Not listed: good, as on a CRL.
     let (_, unlisted) = app.get("/v1/status/jpki-auth/00ff", &app.validator).await;
     assert_eq!((unlisted["status"].as_str(), unlisted["since"].is_null()), (Some("good"), true));

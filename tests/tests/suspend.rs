@@ -14,7 +14,7 @@ async fn a_card_report_is_suspended_with_a_reference(backend: Backend) {
     assert_eq!(body["cause"], "loss");
     assert_eq!(body["ca_sync"], "pending");
     assert_eq!(body["rules"], json!({"version": "jpki-2023-05", "mode": "day"}));
-    assert_eq!(body["decided_at"], "2026-11-20T14:00:00+09:00");
+    assert_eq!(body["decided_at"], "2026-11-20T14:00:00.000+09:00");
     let reference = body["reference"].as_str().unwrap();
     assert_eq!(reference.len(), 9);
     let certs = body["certificates"].as_array().unwrap();

@@ -12,7 +12,7 @@ use hotline_core::Role;
 use hotline_store::TokenRecord;
 
 use crate::AppState;
-use crate::problem::Problem;
+use crate::problem::{Dependency, Problem};
 
 /// A set of roles allowed to call a route.
 pub trait Roles: Send + Sync + 'static {
@@ -52,6 +52,7 @@ impl<R: Roles> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Problem::refuse_repeated(&parts.headers, AUTHORIZATION)?;
         let secret = parts
             .headers
             .get(AUTHORIZATION)
@@ -66,7 +67,8 @@ impl<R: Roles> FromRequestParts<AppState> for Authorized<R> {
             .await
             .map_err(|e| {
                 tracing::warn!(error = format!("{:#}", e.0), "token look-up failed");
-                Problem::unavailable("auth_unavailable", "Tokens cannot be checked right now").detail("Retry shortly.")
+                Problem::outage(Dependency::Database, "auth_unavailable", "Tokens cannot be checked right now")
+                    .detail("Retry shortly.")
             })?
             .ok_or_else(Problem::unauthorized)?;
         if !R::ALLOWED.contains(&token.role) {

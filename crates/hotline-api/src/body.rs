@@ -1,5 +1,7 @@
-//! Reading a JSON body: 415 unless it is declared JSON, 413 past the size
-//! limit, 400 unless it parses; all as problem+json, never axum's plain text.
+//! Reading a JSON body: 400 if `Content-Type` is sent twice, 415 unless it is
+//! declared JSON, 413 past the size limit, 408 if the client does not finish
+//! sending it in time, 400 unless it parses; all as problem+json, never
+//! axum's plain text.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -7,6 +9,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde_json::Value;
 
+use crate::AppState;
 use crate::problem::Problem;
 
 /// The largest body any route accepts.
@@ -20,10 +23,11 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = Problem;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Problem::refuse_repeated(req.headers(), CONTENT_TYPE)?;
         let declared_json = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json);
         if !declared_json {
             return Err(Problem::new(
@@ -33,7 +37,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             )
             .detail("Send Content-Type: application/json."));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let body_read = state.timeouts.body_read;
+        let Ok(read) = tokio::time::timeout(body_read, Bytes::from_request(req, state)).await else {
+            return Err(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body did not arrive in time",
+            )
+            .detail(format!(
+                "Send the whole body within {} ms; the request was not processed.",
+                body_read.as_millis()
+            )));
+        };
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The body is too large")
                     .detail(format!("Bodies are limited to {MAX_BODY_BYTES} bytes (128 KiB for a batch status query)."))

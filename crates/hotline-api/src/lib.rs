@@ -65,6 +65,28 @@ pub struct Services {
     pub ops: Arc<ops::Ops>,
     /// The OCSP responder.
     pub ocsp: Arc<ocsp::OcspService>,
+    pub timeouts: Timeouts,
+}
+
+/// How long the HTTP side waits, for clients and for itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A client's request head (line and headers); past it the connection is closed.
+    pub header_read: Duration,
+    /// A client's request body, from when the handler starts reading it; past it, `408`.
+    pub body_read: Duration,
+    /// `/readyz`'s database probe; past it, `503 not_ready`.
+    pub ready_probe: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(5),
+            ready_probe: Duration::from_millis(500),
+        }
+    }
 }
 
 /// The router's state: one reference count to bump per request, where

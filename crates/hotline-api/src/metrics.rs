@@ -29,6 +29,8 @@ pub struct Metrics {
     pub releases: Family<[(&'static str, &'static str); 1], Counter>,
     /// Status answers by where they came from (`cache`, `store`, `unavailable`) and the status given.
     pub status_answers: Family<Labels2, Counter>,
+    /// 503 answers because a dependency was unavailable, by dependency (`database`, `database_and_cache`).
+    pub unavailable_answers: Family<[(&'static str, &'static str); 1], Counter>,
     /// Cache updates right after a commit that failed (the background sync repairs them).
     pub cache_write_failures: Counter,
     /// Seconds since the shared cache was last confirmed complete (+Inf without a marker); set at each scrape.
@@ -99,6 +101,12 @@ impl Metrics {
         registry.register("build_info", "Always 1; the labels say which build is running", build);
         let status_answers = Family::<Labels2, Counter>::default();
         registry.register("status_answers", "Certificate status answers by source and status", status_answers.clone());
+        let unavailable_answers = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register(
+            "unavailable_answers",
+            "503 answers because a dependency could not be reached, by dependency (database, database_and_cache)",
+            unavailable_answers.clone(),
+        );
         let cache_write_failures = Counter::default();
         registry.register(
             "cache_write_failures",
@@ -142,6 +150,7 @@ impl Metrics {
             suspensions,
             releases,
             status_answers,
+            unavailable_answers,
             cache_write_failures,
             request_handles: Handles::default(),
             status_answer_handles: Handles::default(),
@@ -156,6 +165,10 @@ impl Metrics {
                 count.inc();
             },
         );
+    }
+
+    pub fn unavailable_answer(&self, dependency: crate::problem::Dependency) {
+        self.unavailable_answers.get_or_create(&[("dependency", dependency.as_str())]).inc();
     }
 
     pub fn suspension(&self, item: &'static str, mode: &'static str, outcome: &'static str) {

@@ -259,7 +259,8 @@ pub async fn summary(State(state): State<AppState>) -> JsonAnswer<Summary> {
             dead_at: d.dead_at.map(tokyo_rfc3339),
         })
         .collect();
-    let database = if state.store.ping().await { Up::Ok } else { Up::Down };
+    let answered = tokio::time::timeout(state.timeouts.ready_probe, state.store.ping()).await.unwrap_or(false);
+    let database = if answered { Up::Ok } else { Up::Down };
     JsonAnswer(Summary {
         now: tokyo_rfc3339(now),
         build: Build { version: env!("CARGO_PKG_VERSION"), commit: env!("HOTLINE_GIT_COMMIT") },

@@ -2,7 +2,7 @@
 //! that clients can switch on. Internal errors are logged whole and answered
 //! without detail, so nothing internal (or personal) leaks into a response.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -14,6 +14,7 @@ pub struct Problem {
     title: &'static str,
     detail: Option<String>,
     extra: Map<String, Value>,
+    outage: Option<Dependency>,
 }
 
 /// A field that failed validation, named by its JSON path.
@@ -31,7 +32,7 @@ impl FieldError {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
-        Self { status, code, title, detail: None, extra: Map::new() }
+        Self { status, code, title, detail: None, extra: Map::new(), outage: None }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -68,10 +69,55 @@ impl Problem {
     pub fn unavailable(code: &'static str, title: &'static str) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, title)
     }
+
+    /// An outage of `dependency` (the database, the cache): 503 with
+    /// `Retry-After`, marked so the request's metrics count it apart from
+    /// unexpected errors.
+    pub fn outage(dependency: Dependency, code: &'static str, title: &'static str) -> Self {
+        let mut problem = Self::unavailable(code, title);
+        problem.outage = Some(dependency);
+        problem
+    }
+
+    /// 400 if a header the API reads once was sent more than once: the
+    /// client is confused, and which one it meant cannot be known.
+    pub fn refuse_repeated(headers: &HeaderMap, name: header::HeaderName) -> Result<(), Problem> {
+        if headers.get_all(&name).iter().nth(1).is_none() {
+            return Ok(());
+        }
+        Err(Self::new(StatusCode::BAD_REQUEST, "header_repeated", "A header was sent more than once")
+            .detail(format!("Send {name} once."))
+            .with("header", json!(name.as_str())))
+    }
 }
+
+/// What an outage was an outage of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Database,
+    /// The database and the revocation cache both (no status source could answer).
+    DatabaseAndCache,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependency::Database => "database",
+            Dependency::DatabaseAndCache => "database_and_cache",
+        }
+    }
+}
+
+/// How long a client should wait before retrying after an outage.
+const RETRY_AFTER_SECONDS: &str = "2";
 
 impl From<anyhow::Error> for Problem {
     fn from(error: anyhow::Error) -> Self {
+        if hotline_store::is_outage(&error) {
+            tracing::warn!(error = format!("{error:#}"), "the database could not be reached");
+            return Problem::outage(Dependency::Database, "database_unavailable", "The database cannot be reached")
+                .detail("Nothing was changed. Retry shortly with the same Idempotency-Key.");
+        }
         tracing::error!(error = format!("{error:#}"), "unexpected error");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side")
             .detail("The error was logged; retrying with the same Idempotency-Key is safe.")
@@ -94,6 +140,10 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(dependency) = self.outage {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            response.extensions_mut().insert(dependency);
         }
         response
     }

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use crate::metrics::Metrics;
+use crate::problem::Dependency;
 use crate::problem::Problem;
 use crate::request_metrics::{RouteLabels, interned, method_label};
 
@@ -131,7 +132,11 @@ where
             response.headers_mut().insert(X_REQUEST_ID, request_id);
         }
         this.metrics.request_answered(this.route, status.as_u16(), latency);
-        log_outcome(status, latency, this.span);
+        let outage = response.extensions().get::<Dependency>().copied();
+        if let Some(dependency) = outage {
+            this.metrics.unavailable_answer(dependency);
+        }
+        log_outcome(status, latency, this.span, outage.is_some());
         Poll::Ready(Ok(response))
     }
 }
@@ -178,11 +183,14 @@ fn request_span(request: &Request, route: &RouteLabels, request_id: &str) -> tra
 }
 
 /// One line per request only at debug (validators query millions of times a
-/// day; suspensions and releases log their outcome at info themselves), an
-/// error line for every 5xx, and the status on an exported span.
-fn log_outcome(status: StatusCode, latency: Duration, span: &tracing::Span) {
+/// day; suspensions and releases log their outcome at info themselves), a
+/// warning for an outage's 503 (its cause was logged where it was met), an
+/// error line for every other 5xx, and the status on an exported span.
+fn log_outcome(status: StatusCode, latency: Duration, span: &tracing::Span, outage: bool) {
     let latency_ms = latency.as_secs_f64() * 1e3;
-    if status.is_server_error() {
+    if outage {
+        tracing::warn!(status = status.as_u16(), latency_ms, "answered 503: a dependency is unavailable");
+    } else if status.is_server_error() {
         tracing::error!(status = status.as_u16(), latency_ms, "response failed");
     } else {
         tracing::debug!(status = status.as_u16(), latency_ms, "finished processing request");

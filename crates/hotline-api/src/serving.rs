@@ -25,8 +25,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::ServiceExt as _;
 use axum::extract::Request;
 use axum::response::Response;
 use tokio::net::{TcpListener, TcpStream};
@@ -60,6 +60,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let sampler = tokio::spawn(ops::run_sampler(state.clone()));
+    let state_timeouts = state.timeouts;
     let (router, admin) = match on_call {
         None => (app(state), None),
         Some(on_call) => {
@@ -68,7 +69,8 @@ pub async fn serve(
             (api_app(state), Some(admin))
         }
     };
-    let served = serve_on_threads(listener, threads, router, shutdown).await;
+    let header_read_timeout = state_timeouts.header_read;
+    let served = serve_on_threads(listener, threads, router, shutdown, header_read_timeout).await;
     if let Some(admin) = admin {
         admin.abort();
     }
@@ -81,6 +83,7 @@ async fn serve_on_threads<S: ApiService>(
     threads: usize,
     router: S,
     shutdown: impl Future<Output = ()>,
+    header_read_timeout: Duration,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     // Dropped with this future: the threads then stop as if shut down.
@@ -95,7 +98,7 @@ async fn serve_on_threads<S: ApiService>(
         let listener = HandedConnections { connections, addr };
         std::thread::Builder::new().name(format!("hotline-http-{i}")).spawn(move || {
             // A thread that panics sends nothing, and is noticed by the count below.
-            let _ = done.send(serve_on_this_thread(listener, router, stopped));
+            let _ = done.send(serve_on_this_thread(listener, router, stopped, header_read_timeout));
         })?;
     }
     drop(done);
@@ -172,20 +175,44 @@ impl axum::serve::Listener for HandedConnections {
     }
 }
 
-/// One serving thread: its own runtime, the connections handed to it, the shared router.
+/// One serving thread: its own runtime, the connections handed to it, the
+/// shared router. Each connection is HTTP/1 with a bound on how long a
+/// client may take to send a request's head (`header_read_timeout`), so a
+/// client that trickles its headers cannot hold a connection for ever; when
+/// told to stop, it stops accepting and lets each connection finish the
+/// request in hand.
 fn serve_on_this_thread<S: ApiService>(
-    listener: HandedConnections,
+    mut listener: HandedConnections,
     router: S,
     mut stopped: watch::Receiver<bool>,
+    header_read_timeout: Duration,
 ) -> io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        axum::serve(listener, router.into_make_service())
-            .with_graceful_shutdown(async move {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            tokio::select! {
+                (connection, _peer) = axum::serve::Listener::accept(&mut listener) => {
+                    let service = router.clone().map_request(|request: Request<hyper::body::Incoming>| request.map(axum::body::Body::new));
+                    let served = builder.serve_connection(TokioIo::new(connection), TowerToHyperService::new(service));
+                    let served = graceful.watch(served);
+                    tokio::spawn(async move {
+                        // A client that goes away, or a head that takes too long, ends its connection: nothing to report.
+                        let _ = served.await;
+                    });
+                }
                 // An error means the sender is gone: stop as well.
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
+                _ = stopped.wait_for(|stop| *stop) => break,
+            }
+        }
+        graceful.shutdown().await;
+        Ok(())
     })
 }
 
@@ -222,9 +249,10 @@ mod tests {
         let listener = localhost().await;
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(serve_on_threads(listener, 2, which_thread(), async move {
+        let stopped = async move {
             let _ = stopped.await;
-        }));
+        };
+        let serving = tokio::spawn(serve_on_threads(listener, 2, which_thread(), stopped, Duration::from_secs(10)));
         let mut served = HashMap::<String, usize>::new();
         for _ in 0..40 {
             *served.entry(ask(addr).await.unwrap()).or_default() += 1;
@@ -237,10 +265,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_trickles_its_headers_is_disconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = localhost().await;
+        let addr = listener.local_addr().unwrap();
+        let serving = tokio::spawn(serve_on_threads(
+            listener,
+            1,
+            which_thread(),
+            std::future::pending(),
+            Duration::from_millis(300),
+        ));
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        // Not a timing assertion: the bound only keeps a broken server from hanging the test.
+        let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(_))), "the server closes a connection whose head does not come: {read:?}");
+        assert!(ask(addr).await.unwrap().starts_with("hotline-http-"), "and goes on serving others");
+        serving.abort();
+    }
+
+    #[tokio::test]
     async fn dropping_the_server_stops_its_threads() {
         let listener = localhost().await;
         let addr = listener.local_addr().unwrap();
-        let serving = tokio::spawn(serve_on_threads(listener, 2, which_thread(), std::future::pending()));
+        let serving = tokio::spawn(serve_on_threads(
+            listener,
+            2,
+            which_thread(),
+            std::future::pending(),
+            Duration::from_secs(10),
+        ));
         assert!(ask(addr).await.unwrap().starts_with("hotline-http-"));
         serving.abort();
         let mut closed = false;

@@ -60,7 +60,7 @@ pub struct SuspensionReceipt {
     pub cause: Cause,
     pub certificates: Vec<CertificateOut>,
     /// When the suspension was decided, in Tokyo time with its offset.
-    #[schema(example = "2026-11-22T14:30:05+09:00")]
+    #[schema(example = "2026-11-22T14:30:05.123+09:00")]
     pub decided_at: String,
     pub rules: RulesOut,
     /// Delivery to the certificate authority.

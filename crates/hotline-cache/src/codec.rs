@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow};
 use chrono::DateTime;
 use hotline_core::{CertificateStatus, RevocationReason, StatusRecord};
 
-/// `s|1763791200|6`: status letter, since (Unix seconds), RFC 5280 reason code (empty for none).
+/// `s|1763791200123|6`: status letter, since (Unix milliseconds), RFC 5280 reason code (empty for none).
 pub fn encode(record: &StatusRecord) -> String {
     let letter = match record.status {
         CertificateStatus::Suspended => "s",
@@ -14,8 +14,13 @@ pub fn encode(record: &StatusRecord) -> String {
         CertificateStatus::Good => "g",
     };
     let reason = record.reason.map(|r| r.code().to_string()).unwrap_or_default();
-    format!("{letter}|{}|{reason}", record.since.timestamp())
+    format!("{letter}|{}|{reason}", record.since.timestamp_millis())
 }
+
+/// Entries in whole seconds (as a Redis not emptied since an earlier version may hold) are told
+/// apart by size: every `since` in seconds is below this (the year 5138),
+/// every one in milliseconds above it (any instant after March 1973).
+const SECONDS_UNTIL: i64 = 100_000_000_000;
 
 /// Reads an entry back. An entry that does not read is an error, never a
 /// guess: the lookup then fails and the next source answers (invariant 3).
@@ -28,8 +33,10 @@ pub fn decode(value: &str) -> anyhow::Result<StatusRecord> {
         Some("g") => CertificateStatus::Good,
         _ => return Err(bad()),
     };
-    let seconds: i64 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    let since = DateTime::from_timestamp(seconds, 0).ok_or_else(bad)?;
+    let since: i64 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let since =
+        if since < SECONDS_UNTIL { DateTime::from_timestamp(since, 0) } else { DateTime::from_timestamp_millis(since) };
+    let since = since.ok_or_else(bad)?;
     let reason = match parts.next().ok_or_else(bad)? {
         "" => None,
         code => Some(code.parse().ok().and_then(RevocationReason::from_code).with_context(bad)?),
@@ -58,10 +65,10 @@ mod tests {
 
     #[test]
     fn entries_round_trip_compactly() {
-        let since = DateTime::from_timestamp(1_763_791_200, 0).unwrap();
+        let since = DateTime::from_timestamp_millis(1_763_791_200_123).unwrap();
         let held = StatusRecord::held(since);
         let v = encode(&held);
-        assert_eq!(v, "s|1763791200|6");
+        assert_eq!(v, "s|1763791200123|6", "milliseconds are kept");
         assert_eq!(decode(&v).unwrap(), held);
         for reason in RevocationReason::ALL {
             let revoked = StatusRecord::revoked(*reason, since);
@@ -69,6 +76,12 @@ mod tests {
         }
         let no_reason = StatusRecord { status: CertificateStatus::Revoked, reason: None, since };
         assert_eq!(decode(&encode(&no_reason)).unwrap().reason, None);
+    }
+
+    #[test]
+    fn entries_kept_in_whole_seconds_still_read() {
+        let entry = decode("s|1763791200|6").unwrap();
+        assert_eq!(entry.since, DateTime::from_timestamp(1_763_791_200, 0).unwrap());
     }
 
     #[test]

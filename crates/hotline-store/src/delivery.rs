@@ -155,6 +155,24 @@ impl Store {
         Ok(leased)
     }
 
+    /// Extends `owner`'s leases on the events `seqs` that are still pending to
+    /// `until` (a heartbeat while they are being sent); returns how many.
+    pub async fn renew_leases(&self, owner: &str, seqs: &[i64], until: DateTime<Utc>) -> anyhow::Result<u64> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let list: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "UPDATE outbox SET leased_until = $1 WHERE leased_by = $2 AND state = $3 AND seq IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(format_instant(until)).bind(owner).bind(OutboxState::Pending.as_str());
+        for seq in seqs {
+            query = query.bind(*seq);
+        }
+        Ok(query.execute(self.pool()).await?.rows_affected())
+    }
+
     /// Marks an event delivered; its suspension is confirmed once all its events are.
     /// Returns false if the event was already settled (another worker got there first).
     #[tracing::instrument(name = "transaction outbox_done", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]

@@ -38,6 +38,30 @@ pub use suspend::{NewSuspension, SuspendOutcome};
 pub use tokens::{TokenRecord, hash_secret, secret_digest};
 pub use views::{CertificateView, SuspensionView};
 
+/// Whether an error means the database could not be reached or could not
+/// answer now (an outage: the client should retry), rather than a bug: a
+/// connection refused, dropped or timed out, a pool with none free in time,
+/// a server shutting down or out of connections, a SQLite file busy past its
+/// timeout.
+pub fn is_outage(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+        Some(
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_),
+        ) => true,
+        Some(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08…), operator intervention (57P…), too many connections;
+            // SQLite: busy and locked.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "5" || code == "6"
+        }),
+        _ => false,
+    })
+}
+
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

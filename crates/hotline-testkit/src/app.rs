@@ -68,6 +68,10 @@ pub struct TestOptions {
     pub near_cache: bool,
     /// The CA (a ca-sim's URL), which certifies the instance's OCSP responder; none: OCSP answers nothing.
     pub ca_url: Option<String>,
+    /// How long a client may take to send a body (`http_body_timeout_ms`).
+    pub body_timeout: Duration,
+    /// How long `/readyz` waits for the database (`ready_timeout_ms`).
+    pub ready_timeout: Duration,
 }
 
 impl Default for TestOptions {
@@ -79,6 +83,8 @@ impl Default for TestOptions {
             freshness_bound: Duration::from_secs(2),
             near_cache: false,
             ca_url: None,
+            body_timeout: Duration::from_secs(5),
+            ready_timeout: Duration::from_millis(500),
         }
     }
 }
@@ -105,6 +111,8 @@ impl TestOptions {
             redis_prefix,
             near_cache: self.near_cache,
             ca_url: self.ca_url.clone(),
+            http_body_timeout_ms: millis(self.body_timeout),
+            ready_timeout_ms: millis(self.ready_timeout),
             cache_freshness_ms: millis(self.freshness_bound),
             // Without a background sync the near-cache still polls, at the default interval.
             cache_sync_interval_ms: millis(self.sync_interval.unwrap_or(Duration::from_millis(250))),
@@ -159,7 +167,11 @@ impl TestApp {
 
     /// A fresh database with a seeded registry and a token per role, and one instance on it.
     pub async fn spawn_with(backend: Backend, options: TestOptions) -> TestApp {
-        let db = TestDb::new(backend).await;
+        Self::spawn_on(TestDb::new(backend).await, options).await
+    }
+
+    /// A seeded registry and a token per role on `db`, and one instance on it.
+    pub async fn spawn_on(db: TestDb, options: TestOptions) -> TestApp {
         let store = db.store().await;
         let pii_key = PiiKey::from_hex(TEST_PII_KEY).unwrap();
         let mut generator = Generator::new(rand::rngs::StdRng::seed_from_u64(7));

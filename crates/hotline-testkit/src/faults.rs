@@ -86,11 +86,13 @@ impl Drop for RedisServer {
 }
 
 /// A TCP proxy to a real server that a test can cut (every connection dropped,
-/// new ones refused) and mend.
+/// new ones refused), stall (connections kept open, nothing passed on: a
+/// server that hangs) and mend.
 pub struct TcpProxy {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
     cut_now: Arc<Notify>,
+    stalled: Arc<AtomicBool>,
 }
 
 impl TcpProxy {
@@ -99,23 +101,33 @@ impl TcpProxy {
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
         let cut_now = Arc::new(Notify::new());
-        let (c, n) = (cut.clone(), cut_now.clone());
+        let stalled = Arc::new(AtomicBool::new(false));
+        let (c, n, st) = (cut.clone(), cut_now.clone(), stalled.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if c.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection closed
                 }
-                let n = n.clone();
+                let (n, st) = (n.clone(), st.clone());
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else { return };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = relay(&mut inbound, &mut outbound, &st) => {}
                         () = n.notified() => {}
+                    }
+                    // Held open, silent, while stalled: the client waits for an answer that never comes.
+                    while st.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 });
             }
         });
-        TcpProxy { addr, cut, cut_now }
+        TcpProxy { addr, cut, cut_now, stalled }
+    }
+
+    /// Keeps every connection open but passes nothing on, as a hung server would.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
     }
 
     pub fn cut(&self) {
@@ -125,5 +137,154 @@ impl TcpProxy {
 
     pub fn mend(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies both ways until either side closes, passing nothing while `stalled`.
+async fn relay(a: &mut TcpStream, b: &mut TcpStream, stalled: &AtomicBool) {
+    let (mut a_read, mut a_write) = a.split();
+    let (mut b_read, mut b_write) = b.split();
+    tokio::select! {
+        () = pass(&mut a_read, &mut b_write, stalled) => {}
+        () = pass(&mut b_read, &mut a_write, stalled) => {}
+    }
+}
+
+/// Copies `from` to `to`, holding each read back while `stalled`.
+async fn pass(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    stalled: &AtomicBool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A PostgreSQL server owned by one test (its own data directory and port),
+/// that the test can kill with SIGKILL and start again on the same data.
+pub struct PostgresServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    /// The process started (postgres, or runuser around it), reaped after a kill.
+    child: Option<Child>,
+}
+
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+impl PostgresServer {
+    /// A fresh cluster (trust authentication, nothing fsynced: it is thrown away), started.
+    pub fn start() -> PostgresServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| versions.flatten().map(|v| v.path().join("bin")).find(|b| b.join("initdb").exists()))
+            .expect("PostgreSQL's server binaries are installed by the README's test command");
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = PostgresServer { port: free_port(), dir, bin, child: None };
+        if running_as_root() {
+            // PostgreSQL refuses to run as root: the cluster belongs to its own user.
+            let status = Command::new("chown").arg("-R").arg("postgres").arg(server.dir.path()).status().unwrap();
+            assert!(status.success());
+        }
+        let data = server.data().display().to_string();
+        let initdb = server.bin.join("initdb").display().to_string();
+        let out =
+            server.as_owner(&[&initdb, "-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]).output().unwrap();
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        server.launch();
+        server
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_owner(&self, args: &[&str]) -> Command {
+        let mut cmd = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]);
+            c
+        } else {
+            Command::new(args[0])
+        };
+        let rest = if running_as_root() { args } else { &args[1..] };
+        cmd.args(rest).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    }
+
+    fn launch(&mut self) {
+        let postgres = self.bin.join("postgres").display().to_string();
+        let (data, port, sockets) =
+            (self.data().display().to_string(), self.port.to_string(), self.dir.path().display().to_string());
+        let socket_dir = format!("unix_socket_directories={sockets}");
+        let child = self
+            .as_owner(&[
+                &postgres,
+                "-D",
+                &data,
+                "-p",
+                &port,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                &socket_dir,
+                "-c",
+                "fsync=off",
+            ])
+            .spawn()
+            .expect("could not start postgres");
+        self.child = Some(child);
+        wait_listening(self.port, "postgres");
+    }
+
+    /// The URL of its `postgres` database, as a role that may create databases.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// SIGKILL of the postmaster, as a crash would; its backends follow it.
+    pub fn kill(&mut self) {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_owned));
+        if let Some(pid) = pid {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same data (crash recovery runs first).
+    pub fn restart(&mut self) {
+        self.launch();
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

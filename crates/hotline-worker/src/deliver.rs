@@ -35,15 +35,33 @@ impl Worker {
                 tracing::error!(event_id = %unreadable.event_id, error = %format!("{e:#}"), "could not dead-letter an unreadable outbox row");
             }
         }
-        futures::stream::iter(leased.events)
-            .for_each_concurrent(self.settings.concurrency, |event| async move {
-                if let Err(e) = self.deliver(&event).await {
-                    // The lease runs out and the event is tried again.
-                    tracing::error!(event_id = %event.event_id, error = %format!("{e:#}"), "could not settle an outbox event");
+        let in_hand = std::sync::Mutex::new(leased.events.iter().map(|e| e.seq).collect::<Vec<i64>>());
+        let in_hand = &in_hand;
+        let deliveries = futures::stream::iter(leased.events).for_each_concurrent(self.settings.concurrency, |event| async move {
+            if let Err(e) = self.deliver(&event).await {
+                // The lease runs out and the event is tried again.
+                tracing::error!(event_id = %event.event_id, error = %format!("{e:#}"), "could not settle an outbox event");
+            }
+            lock(in_hand).retain(|seq| *seq != event.seq);
+        });
+        tokio::pin!(deliveries);
+        // While the batch is being sent, its leases are renewed every third of a lease, so a
+        // lease can be short: a worker that dies stops renewing, and its events are taken over
+        // within about one lease, while a live worker keeps them however long the CA takes.
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.settings.lease / 3, self.settings.lease / 3);
+        loop {
+            tokio::select! {
+                () = &mut deliveries => return Ok(claimed),
+                _ = renew.tick() => {
+                    let seqs = lock(in_hand).clone();
+                    let until = Utc::now() + lease;
+                    if let Err(e) = self.store.renew_leases(&self.owner, &seqs, until).await {
+                        tracing::warn!(error = %format!("{e:#}"), "could not renew outbox leases; they run out unless renewed next time");
+                    }
                 }
-            })
-            .await;
-        Ok(claimed)
+            }
+        }
     }
 
     /// Sends one event and records the outcome in the store, in a span that
@@ -131,4 +149,8 @@ fn outcome_label(sent: &Result<hotline_ca::RevocationAnswer, SendError>) -> &'st
         Err(SendError::Refused { .. }) => "refused",
         Err(SendError::Unavailable(_)) => "unavailable",
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -40,8 +40,9 @@ pub struct WorkerSettings {
     pub batch: i64,
     /// Events of one batch sent at the same time.
     pub concurrency: usize,
-    /// How long a lease lasts: longer than a CA call can take, so a live
-    /// worker never has its events taken over.
+    /// How long a lease lasts; renewed every third of it while the events
+    /// are being sent, so a live worker never has its events taken over and a
+    /// dead one's are taken over within about one lease.
     pub lease: Duration,
     /// How long to wait before looking again when nothing was due.
     pub poll: Duration,
@@ -57,7 +58,7 @@ impl Default for WorkerSettings {
         Self {
             batch: 64,
             concurrency: 16,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(5),
             poll: Duration::from_millis(100),
             max_attempts: 20,
             backoff: Backoff { base: Duration::from_millis(500), cap: Duration::from_secs(300) },

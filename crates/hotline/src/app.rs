@@ -106,7 +106,7 @@ impl Application {
             let metrics = Arc::new(WorkerMetrics::new(&mut registry));
             let worker = ca::worker(config, store.clone(), metrics, WithoutCaUrl::Refuse).await?;
             tracing::info!(%addr, "worker metrics and health");
-            let router = hotline_api::probes(store, Arc::new(registry));
+            let router = hotline_api::probes(store, Arc::new(registry), config.timeouts().ready_probe);
             return Ok(Application {
                 addr,
                 state: None,
@@ -172,6 +172,7 @@ impl Application {
             tokens: Arc::default(),
             ops: Arc::new(hotline_api::ops::Ops::new(ca)),
             ocsp,
+            timeouts: config.timeouts(),
         });
         if let Some(demo) = &demo {
             // With ca-sim in this process, its issuer certificates are in the data directory.

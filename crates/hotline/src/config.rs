@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use hotline_api::Timeouts;
 use hotline_api::ocsp::OcspSettings;
 use hotline_api::status_service::StatusSettings;
 use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
@@ -43,6 +44,12 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Threads that serve the API; absent means one per core this process may use.
     pub http_threads: Option<Bounded<1, 1024>>,
+    /// How long a client may take to send a request's head; then the connection is closed (ms).
+    pub http_header_timeout_ms: Bounded<100, 600_000>,
+    /// How long a client may take to send a request's body; then `408` (ms).
+    pub http_body_timeout_ms: Bounded<100, 600_000>,
+    /// How long `/readyz` waits for the database before answering `503` (ms).
+    pub ready_timeout_ms: Bounded<10, 60_000>,
     /// Hex, at least 32 bytes. Required with PostgreSQL; generated in the data directory otherwise.
     pub pii_key: Option<String>,
     pub data_dir: PathBuf,
@@ -76,8 +83,10 @@ pub struct Config {
     pub worker_backoff_cap_ms: Bounded<1, 86_400_000>,
     /// How long the worker waits before looking again when nothing was due (ms).
     pub worker_poll_ms: Bounded<1, 60_000>,
-    /// How long a worker's lease on the events it is sending lasts (ms).
-    pub worker_lease_ms: Bounded<100, 86_400_000>,
+    /// How long a worker's lease on the events it is sending lasts (ms); a
+    /// live worker renews it every third of that, so a dead worker's events
+    /// are taken over within about one lease.
+    pub worker_lease_ms: Bounded<1_000, 3_600_000>,
     /// How often each issuer's CRL is reconciled with the registry (s).
     pub reconcile_interval_s: Bounded<1, 86_400>,
     /// An OTLP/HTTP collector (`http://collector:4318`) to export traces to;
@@ -108,6 +117,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
             http_threads: None,
+            http_header_timeout_ms: Bounded::of(10_000),
+            http_body_timeout_ms: Bounded::of(5_000),
+            ready_timeout_ms: Bounded::of(500),
             pii_key: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             rules_file: None,
@@ -125,7 +137,7 @@ impl Default for Config {
             worker_backoff_base_ms: Bounded::of(500),
             worker_backoff_cap_ms: Bounded::of(300_000),
             worker_poll_ms: Bounded::of(100),
-            worker_lease_ms: Bounded::of(60_000),
+            worker_lease_ms: Bounded::of(5_000),
             reconcile_interval_s: Bounded::of(300),
             otlp_endpoint: None,
             log: DEFAULT_LOG.into(),
@@ -242,13 +254,6 @@ impl Config {
                 "the cache is synced less often than its freshness bound: validators will often be answered by the database"
             );
         }
-        if self.worker_lease_ms.get() <= self.ca_timeout_ms.get() {
-            tracing::warn!(
-                worker_lease_ms = self.worker_lease_ms.get(),
-                ca_timeout_ms = self.ca_timeout_ms.get(),
-                "a lease can run out during a CA call: another worker may send the same event meanwhile (the CA applies it once)"
-            );
-        }
     }
 
     /// How many threads serve the API.
@@ -309,6 +314,14 @@ impl Config {
 
     pub fn status_settings(&self) -> StatusSettings {
         StatusSettings { freshness_bound: self.cache_freshness_ms.millis(), ..StatusSettings::default() }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header_read: self.http_header_timeout_ms.millis(),
+            body_read: self.http_body_timeout_ms.millis(),
+            ready_probe: self.ready_timeout_ms.millis(),
+        }
     }
 
     pub fn ocsp_settings(&self) -> OcspSettings {

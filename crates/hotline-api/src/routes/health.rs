@@ -45,7 +45,8 @@ async fn observe_dependencies(state: &AppState) {
     let pool = state.store.pool();
     m.db_pool_connections.get_or_create(&[("state", "open")]).set(i64::from(pool.size()));
     m.db_pool_connections.get_or_create(&[("state", "idle")]).set(pool.num_idle() as i64);
-    m.db_up.set(i64::from(state.store.ping().await));
+    let up = tokio::time::timeout(state.timeouts.ready_probe, state.store.ping()).await.unwrap_or(false);
+    m.db_up.set(i64::from(up));
     let (entries, bytes) = state.ocsp.cache_size();
     m.ocsp.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     m.ocsp.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -64,23 +65,27 @@ async fn observe_dependencies(state: &AppState) {
 /// The process can serve: its database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503, description = "not_ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<JsonAnswer<Value>, Problem> {
-    readiness(&state.store).await
+    readiness(&state.store, state.timeouts.ready_probe).await
 }
 
-async fn readiness(store: &Store) -> Result<JsonAnswer<Value>, Problem> {
-    if store.ping().await {
-        Ok(JsonAnswer(json!({"status": "ready", "database": "ok"})))
-    } else {
-        Err(Problem::unavailable("not_ready", "The database does not answer"))
+/// Ready when the database answers within `bound`: a probe gets its answer
+/// in time whatever the database does (a hung database is "not ready", not a
+/// probe that times out).
+async fn readiness(store: &Store, bound: std::time::Duration) -> Result<JsonAnswer<Value>, Problem> {
+    match tokio::time::timeout(bound, store.ping()).await {
+        Ok(true) => Ok(JsonAnswer(json!({"status": "ready", "database": "ok"}))),
+        Ok(false) => Err(Problem::unavailable("not_ready", "The database does not answer")),
+        Err(_) => Err(Problem::unavailable("not_ready", "The database did not answer in time")
+            .detail(format!("No answer within {} ms.", bound.as_millis()))),
     }
 }
 
 /// `/healthz`, `/readyz` (the database answers) and `/metrics` (`registry`),
 /// for a process that serves no API.
-pub fn probes(store: Store, registry: Arc<Registry>) -> Router {
+pub fn probes(store: Store, registry: Arc<Registry>, ready_probe: std::time::Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(move || async move { readiness(&store).await }))
+        .route("/readyz", get(move || async move { readiness(&store, ready_probe).await }))
         .route(
             "/metrics",
             get(move || async move {

@@ -13,7 +13,7 @@ use crate::answer::{JsonAnswer, JsonText};
 use crate::auth::{Authorized, Validators};
 use crate::body::JsonBody;
 use crate::path_params::PathParams;
-use crate::problem::{FieldError, Problem};
+use crate::problem::{Dependency, FieldError, Problem};
 use crate::requests::{BatchRefused, MAX_BATCH, parse_batch};
 use crate::status_service::Answers;
 use crate::wire::{BatchStatusAnswer, CertificateStatusOut, StatusAnswer};
@@ -23,7 +23,7 @@ fn issuer_not_found() -> Problem {
 }
 
 fn unavailable() -> Problem {
-    Problem::unavailable("status_unavailable", "Certificate status cannot be answered right now")
+    Problem::outage(Dependency::DatabaseAndCache, "status_unavailable", "Certificate status cannot be answered right now")
         .detail("Neither the revocation cache nor the registry could answer. Retry shortly; do not treat the certificate as good.")
 }
 

@@ -29,6 +29,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
         Problem::new(StatusCode::BAD_REQUEST, "idempotency_key_required", "An Idempotency-Key header is required")
             .detail("Send a unique Idempotency-Key (1 to 255 visible ASCII characters) and reuse it when retrying.")
     };
+    Problem::refuse_repeated(headers, axum::http::HeaderName::from_static(IDEMPOTENCY_KEY))?;
     let value = headers.get(IDEMPOTENCY_KEY).ok_or_else(required)?;
     let key = value.to_str().map_err(|_| required())?.trim();
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {

@@ -79,10 +79,12 @@ impl RuleSet {
     }
 }
 
-/// An instant as Tokyo wall-clock time with its offset, e.g. `2026-11-23T08:30:00+09:00`:
-/// how operators and callers read times.
+/// An instant as Tokyo wall-clock time with its offset and milliseconds, e.g.
+/// `2026-11-23T08:30:00.000+09:00`: how operators and callers read times, as
+/// precise as the service's freshness bounds (an answer 40 ms after a
+/// suspension can be told from one 40 ms before it).
 pub fn tokyo_rfc3339(instant: DateTime<Utc>) -> String {
-    instant.with_timezone(&Tokyo).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    instant.with_timezone(&Tokyo).to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }
 
 /// The calendar date in Tokyo at `instant`.
