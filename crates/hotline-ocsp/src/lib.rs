@@ -16,7 +16,9 @@ mod signed_cache;
 mod signers;
 
 pub use issuer::{BadIssuerCertificate, KnownIssuer};
-pub use request::{Asked, HashAlgorithm, MAX_CERT_IDS, MAX_REQUEST_BYTES, Malformed, Query, canonical_serial, parse};
+pub use request::{
+    Asked, HashAlgorithm, MAX_CERT_IDS, MAX_REQUEST_BYTES, Malformed, Nonce, Query, canonical_serial, parse,
+};
 pub use responder::{Responder, ResponderError, generate_key};
 pub use response::{Known, SignError, Signed, error, read_statuses, sign, to_second};
 pub use signed_cache::{CacheKey, Lookup, SignedCache};

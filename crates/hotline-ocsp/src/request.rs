@@ -63,6 +63,9 @@ impl Asked {
     }
 }
 
+/// A request's nonce extension, echoed as sent.
+pub type Nonce = Extension;
+
 /// A request read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {

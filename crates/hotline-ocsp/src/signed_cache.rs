@@ -5,7 +5,8 @@
 //! (good; revoked since when and why; unknown), so the status is always
 //! looked up first and a response signed before a change can never answer
 //! after it: the change gives a new key. Entries are re-signed once a part of
-//! their validity has passed, and the cache is bounded by the bytes it holds.
+//! their validity has passed (the kept one is sent meanwhile, while enough of
+//! its validity is left), and the cache is bounded by the bytes it holds.
 
 use std::sync::Arc;
 
@@ -39,11 +40,15 @@ impl Weighter<CacheKey, Arc<Signed>> for Bytes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     Hit,
-    /// Nothing kept for this key.
+    /// Nothing kept for this key, or what is kept is too near its nextUpdate to be sent.
     Miss,
-    /// Kept, but old enough to be signed again.
+    /// Kept and still good to send, but old enough to be signed again (in the background).
     Stale,
 }
+
+/// A kept answer is sent only while this much of its validity is left, so a
+/// client never gets one that expires on the way.
+const LEFT_TO_SEND: chrono::Duration = chrono::Duration::seconds(5);
 
 pub struct SignedCache {
     entries: Cache<CacheKey, Arc<Signed>, Bytes>,
@@ -59,12 +64,13 @@ impl SignedCache {
         Self { entries: Cache::with_weighter(estimated, bytes, Bytes), resign_after }
     }
 
+    /// What is kept for `key`: a hit, a stale answer still good to send (to be
+    /// signed again), or nothing usable.
     pub fn get(&self, key: &CacheKey, now: DateTime<Utc>) -> (Lookup, Option<Arc<Signed>>) {
         match self.entries.get(key) {
             None => (Lookup::Miss, None),
-            Some(signed) if now - signed.this_update >= self.resign_after || now >= signed.next_update => {
-                (Lookup::Stale, None)
-            }
+            Some(signed) if now + LEFT_TO_SEND.min(self.resign_after) >= signed.next_update => (Lookup::Miss, None),
+            Some(signed) if now - signed.this_update >= self.resign_after => (Lookup::Stale, Some(signed)),
             Some(signed) => (Lookup::Hit, Some(signed)),
         }
     }

@@ -249,7 +249,19 @@ impl PostgresServer {
             .spawn()
             .expect("could not start postgres");
         self.child = Some(child);
-        wait_listening(self.port, "postgres");
+        // Listening comes before accepting queries ("the database system is starting up"): wait for the latter.
+        let ready = self.bin.join("pg_isready");
+        for _ in 0..300 {
+            let answered = Command::new(&ready)
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if answered {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("postgres on port {} never became ready", self.port);
     }
 
     /// The URL of its `postgres` database, as a role that may create databases.

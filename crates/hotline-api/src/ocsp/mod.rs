@@ -66,6 +66,8 @@ pub struct OcspService {
     served: RwLock<Vec<Served>>,
     cache: SignedCache,
     signers: Signers,
+    /// Kept answers being signed again in the background, so each is signed once.
+    refreshing: std::sync::Mutex<std::collections::HashSet<CacheKey>>,
 }
 
 /// An OCSP answer for the wire.
@@ -130,7 +132,7 @@ impl OcspService {
     pub fn new(settings: OcspSettings) -> std::io::Result<Self> {
         let cache = SignedCache::new(settings.cache_bytes, settings.resign_after);
         let signers = Signers::start(settings.signer_threads, settings.signer_queue)?;
-        Ok(Self { settings, served: RwLock::default(), cache, signers })
+        Ok(Self { settings, served: RwLock::default(), cache, signers, refreshing: Default::default() })
     }
 
     /// Serves `issuer`, with its responder when there is one (replacing any before).
@@ -157,7 +159,13 @@ impl OcspService {
     }
 
     /// Answers a request read from the wire, for a caller who may (`authorized`) ask.
-    pub async fn answer(&self, query: Query, authorized: bool, status: &StatusService, metrics: &Metrics) -> Reply {
+    pub async fn answer(
+        self: &Arc<Self>,
+        query: Query,
+        authorized: bool,
+        status: &StatusService,
+        metrics: &Arc<Metrics>,
+    ) -> Reply {
         let m = &metrics.ocsp;
         if !authorized && !self.settings.anonymous {
             m.response("unauthorized", "none", "none");
@@ -194,52 +202,101 @@ impl OcspService {
         });
         if let Some(key) = &key {
             let (lookup, kept) = self.cache.get(key, now);
-            m.cache_lookups
-                .get_or_create(&[(
-                    "result",
-                    match lookup {
-                        Lookup::Hit => "hit",
-                        Lookup::Miss => "miss",
-                        Lookup::Stale => "stale",
-                    },
-                )])
-                .inc();
-            if let Some(signed) = kept {
+            let result = match lookup {
+                Lookup::Hit => "hit",
+                Lookup::Miss => "miss",
+                Lookup::Stale => "stale",
+            };
+            m.cache_lookups.get_or_create(&[("result", result)]).inc();
+            if let Some(kept) = kept {
+                if lookup == Lookup::Stale {
+                    self.refresh(key.clone(), query.asked[0].clone(), responder.clone(), listed.as_of, metrics);
+                }
                 m.response("successful", cert_status, listed.source);
-                return Reply::signed(&signed, true);
+                return Reply::signed(&kept, true);
             }
         }
-        let this_update = listed.as_of;
-        let next_update = this_update + self.settings.validity;
         let owned: Vec<(Asked, Known)> = answers.iter().map(|(a, k)| ((*a).clone(), *k)).collect();
-        let nonce = query.nonce.clone();
-        let started = Instant::now();
-        let signed = self
-            .signers
-            .run(move || {
-                let answers: Vec<(&Asked, Known)> = owned.iter().map(|(a, k)| (a, *k)).collect();
-                hotline_ocsp::sign(&responder, &answers, this_update, next_update, nonce.as_ref(), Utc::now())
-            })
-            .await;
-        let signed = match signed {
-            Err(_saturated) => {
-                m.saturated.inc();
-                m.response("try_later", cert_status, listed.source);
-                return Reply::try_later();
+        let signed = match self.sign(responder, owned, listed.as_of, query.nonce.clone(), metrics).await {
+            Ok(signed) => signed,
+            Err(reply) => {
+                let status = if reply.der.as_ref() == hotline_ocsp::error(OcspResponseStatus::TryLater) {
+                    "try_later"
+                } else {
+                    "internal_error"
+                };
+                m.response(status, cert_status, listed.source);
+                return reply;
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not sign an OCSP response");
-                m.response("internal_error", cert_status, listed.source);
-                return Reply::internal_error();
-            }
-            Ok(Ok(signed)) => Arc::new(signed),
         };
-        m.signatures.inc();
-        m.signing_duration.observe(started.elapsed().as_secs_f64());
         m.response("successful", cert_status, listed.source);
         if let Some(key) = key {
             self.cache.put(key, signed.clone());
         }
         Reply::signed(&signed, cacheable)
     }
+
+    /// Signs answers complete as of `as_of` on the signing pool; `tryLater`
+    /// when its queue is full, `internalError` if signing fails.
+    async fn sign(
+        &self,
+        responder: Arc<Responder>,
+        answers: Vec<(Asked, Known)>,
+        as_of: DateTime<Utc>,
+        nonce: Option<hotline_ocsp::Nonce>,
+        metrics: &Metrics,
+    ) -> Result<Arc<hotline_ocsp::Signed>, Reply> {
+        let m = &metrics.ocsp;
+        let next_update = as_of + self.settings.validity;
+        let started = Instant::now();
+        let signed = self
+            .signers
+            .run(move || {
+                let answers: Vec<(&Asked, Known)> = answers.iter().map(|(a, k)| (a, *k)).collect();
+                hotline_ocsp::sign(&responder, &answers, as_of, next_update, nonce.as_ref(), Utc::now())
+            })
+            .await;
+        match signed {
+            Err(_saturated) => {
+                m.saturated.inc();
+                Err(Reply::try_later())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "could not sign an OCSP response");
+                Err(Reply::internal_error())
+            }
+            Ok(Ok(signed)) => {
+                m.signatures.inc();
+                m.signing_duration.observe(started.elapsed().as_secs_f64());
+                Ok(Arc::new(signed))
+            }
+        }
+    }
+
+    /// Signs a kept answer again in the background (once per key at a time),
+    /// while the one kept is sent: re-signing never holds up a request.
+    fn refresh(
+        self: &Arc<Self>,
+        key: CacheKey,
+        asked: Asked,
+        responder: Arc<Responder>,
+        as_of: DateTime<Utc>,
+        metrics: &Arc<Metrics>,
+    ) {
+        if !lock(&self.refreshing).insert(key.clone()) {
+            return;
+        }
+        let (service, metrics) = (self.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let known = key.known;
+            if let Ok(signed) = service.sign(responder, vec![(asked, known)], as_of, None, &metrics).await {
+                service.cache.put(key.clone(), signed);
+            }
+            lock(&service.refreshing).remove(&key);
+        });
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

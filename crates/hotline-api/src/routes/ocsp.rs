@@ -85,9 +85,26 @@ fn decode_get(encoded: &str) -> Option<Vec<u8>> {
     [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(encoded).ok())
 }
 
-/// An HTTP-date (RFC 9110 §5.6.7).
+/// An HTTP-date (RFC 9110 §5.6.7), written out directly: every cached
+/// answer carries two, and a strftime pattern is parsed again for each.
 fn http_date(t: DateTime<Utc>) -> String {
-    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    use chrono::{Datelike, Timelike};
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let day = DAYS[t.weekday().num_days_from_monday() as usize];
+    let month = MONTHS[t.month0() as usize];
+    let mut out = String::with_capacity(29);
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{day}, {:02} {month} {} {:02}:{:02}:{:02} GMT",
+        t.day(),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    out
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -131,11 +148,13 @@ fn wire(reply: &Reply, get: Option<&HeaderMap>) -> Response {
 
 /// A response's digest in hex: a strong ETag for its exact bytes.
 fn hex_prefix(digest: &[u8]) -> String {
-    use std::fmt::Write;
-    digest.iter().fold(String::with_capacity(32), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * digest.len());
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -156,7 +175,11 @@ mod tests {
 
     #[test]
     fn http_dates_are_imf_fixdate() {
-        let t = DateTime::from_timestamp(1_764_633_600, 0).unwrap();
-        assert_eq!(http_date(t), "Tue, 02 Dec 2025 00:00:00 GMT");
+        for seconds in [1_764_633_600, 1_764_633_600 + 86_400 * 40 + 3_723, 0] {
+            let t = DateTime::from_timestamp(seconds, 0).unwrap();
+            assert_eq!(http_date(t), t.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+        }
+        assert_eq!(http_date(DateTime::from_timestamp(1_764_633_600, 0).unwrap()), "Tue, 02 Dec 2025 00:00:00 GMT");
+        assert_eq!(hex_prefix(&[0x0f, 0xa0]), "0fa0");
     }
 }
