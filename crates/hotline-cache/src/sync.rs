@@ -33,11 +33,20 @@ pub enum SyncOutcome {
 pub struct CacheSync {
     store: Store,
     cache: RevocationCache,
+    /// Snapshot entries per page during a rebuild.
+    page: i64,
 }
 
 impl CacheSync {
     pub fn new(store: Store, cache: RevocationCache) -> Self {
-        Self { store, cache }
+        Self { store, cache, page: PAGE }
+    }
+
+    /// With `page` snapshot entries per page: a test reads many pages from a small registry.
+    #[must_use]
+    pub fn with_page(mut self, page: i64) -> Self {
+        self.page = page.max(1);
+        self
     }
 
     /// Brings the cache up to the store's head, rebuilding it if it has no marker.
@@ -86,7 +95,7 @@ impl CacheSync {
             }
             anyhow::Ok(entries)
         };
-        let (position, entries) = tokio::try_join!(self.store.status_snapshot(PAGE, pages_tx), load)?;
+        let (position, entries) = tokio::try_join!(self.store.status_snapshot(self.page, pages_tx), load)?;
         self.cache.finish_rebuild(rebuild, position, read_at).await?;
         tracing::info!(position, entries, generation = rebuild.generation, "cache rebuilt");
         Ok((position, entries))

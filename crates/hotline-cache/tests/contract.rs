@@ -155,7 +155,9 @@ async fn a_rebuild_racing_suspensions_on_postgres_loses_nothing(kind: Kind) {
         registry.suspend_card(i).await;
     }
     let c = cache(kind);
-    let sync = CacheSync::new(registry.store.clone(), c.clone());
+    // Pages of 7 entries: the 40 held before and the 80 held during the rebuild span many pages,
+    // so a suspension lands before, inside and after the page being read.
+    let sync = CacheSync::new(registry.store.clone(), c.clone()).with_page(7);
     let suspensions = async {
         let mut views = Vec::new();
         for i in 20..60 {

@@ -361,7 +361,29 @@ async fn the_snapshot_lists_every_certificate_not_good_at_one_position(backend: 
     assert_eq!(keys.len(), 6);
 }
 
+async fn a_snapshot_page_seeks_to_its_key_instead_of_filtering(backend: Backend) {
+    let f = fixture(backend).await;
+    let plan = f.store.snapshot_page_plan().await.unwrap().join("\n");
+    match backend {
+        Backend::Postgres => {
+            assert!(plan.contains("certificates_not_good"), "the partial index is used: {plan}");
+            assert!(
+                plan.contains("Index Cond: (ROW(issuer, serial) > ROW("),
+                "the page's key starts the index scan: {plan}"
+            );
+            assert!(!plan.contains("Filter: ((issuer >"), "no page is found by filtering: {plan}");
+        }
+        Backend::Sqlite => {
+            assert!(
+                plan.contains("SEARCH certificates USING INDEX certificates_not_good ((issuer,serial)>(?,?))"),
+                "the page's key starts the index search: {plan}"
+            );
+        }
+    }
+}
+
 both_backends!(
+    a_snapshot_page_seeks_to_its_key_instead_of_filtering,
     a_suspension_commits_everything_together,
     a_smartphone_report_holds_only_that_phone,
     an_unknown_holder_stores_nothing,
