@@ -41,27 +41,49 @@ pub(crate) async fn append(
     entry: &AuditEntry<'_>,
     changes: &[NewStatusChange],
 ) -> anyhow::Result<i64> {
-    let head = sqlx::query(
+    append_on::<Any>(&mut **tx, entry, changes).await
+}
+
+/// [`append`] on a connection of any database, for the bulk import, which
+/// holds a PostgreSQL connection of its own (`COPY` is not in `Any`).
+pub(crate) async fn append_on<DB>(
+    conn: &mut DB::Connection,
+    entry: &AuditEntry<'_>,
+    changes: &[NewStatusChange],
+) -> anyhow::Result<i64>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::ColumnIndex<DB::Row>,
+{
+    let head = sqlx::query::<DB>(
         "UPDATE audit_head SET seq = seq + 1, change_position = change_position + $1 WHERE id = 1
          RETURNING seq, hash, change_position",
     )
     .bind(changes.len() as i64)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?;
     let seq: i64 = head.try_get("seq")?;
-    let prev_hash = text(&head, "hash")?;
+    let prev_hash: String = head.try_get("hash")?;
     let last_position: i64 = head.try_get("change_position")?;
     let first_position = last_position - changes.len() as i64 + 1;
     for (position, change) in (first_position..).zip(changes) {
-        sqlx::query("INSERT INTO status_changes (position, issuer, serial, status, reason, since) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(position)
-            .bind(&change.issuer)
-            .bind(&change.serial)
-            .bind(change.status.as_str())
-            .bind(change.reason.map(|r| r.as_str()))
-            .bind(entry.at)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query::<DB>(
+            "INSERT INTO status_changes (position, issuer, serial, status, reason, since) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(position)
+        .bind(change.issuer.as_str())
+        .bind(change.serial.as_str())
+        .bind(change.status.as_str())
+        .bind(change.reason.map(|r| r.as_str()))
+        .bind(entry.at)
+        .execute(&mut *conn)
+        .await?;
     }
     let fields = AuditFields {
         seq,
@@ -72,7 +94,7 @@ pub(crate) async fn append(
         details: &entry.details,
     };
     let hash = chain_hash(&prev_hash, &fields);
-    sqlx::query(
+    sqlx::query::<DB>(
         "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -81,12 +103,12 @@ pub(crate) async fn append(
     .bind(entry.actor)
     .bind(entry.action)
     .bind(entry.subject)
-    .bind(&entry.details)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(&mut **tx)
+    .bind(entry.details.as_str())
+    .bind(prev_hash.as_str())
+    .bind(hash.as_str())
+    .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
+    sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash.as_str()).execute(&mut *conn).await?;
     Ok(seq)
 }
 

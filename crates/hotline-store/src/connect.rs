@@ -44,6 +44,6 @@ impl Store {
             }
         }
         .with_context(|| format!("could not connect to the {} database", backend.as_str()))?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, url: url.to_owned() })
     }
 }

@@ -12,10 +12,12 @@ mod changes;
 mod connect;
 mod delivery;
 mod idempotency;
+mod import;
 mod migrate;
 mod outbox;
 mod reconcile;
 mod registry;
+mod registry_copy;
 mod release;
 mod rows;
 mod status;
@@ -30,6 +32,7 @@ pub use audit::{AuditBreak, AuditEntry, AuditReport};
 pub use changes::StatusChange;
 pub use delivery::{DeadLetter, Leased, OutboxEvent, OutboxSummary, UnreadableEvent};
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
+pub use import::{ImportCertificate, ImportOutcome, ImportRecord, ImportRun, ImportSmartphone, Refusal, Stance};
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
@@ -98,10 +101,19 @@ impl Backend {
 }
 
 /// A handle on the database; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Kept for the bulk path, which needs a PostgreSQL connection of its own (`COPY`).
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    // Written by hand: the URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
 }
 
 impl Store {

@@ -39,6 +39,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0004_outbox_trace_context.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0004_outbox_trace_context.sql"),
     },
+    Migration {
+        version: 5,
+        name: "bulk_registry",
+        postgres: include_str!("../../../migrations/postgres/0005_bulk_registry.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0005_bulk_registry.sql"),
+    },
 ];
 
 impl Store {

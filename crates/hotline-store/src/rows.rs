@@ -65,3 +65,13 @@ pub(crate) fn serial(row: &AnyRow, col: &str) -> anyhow::Result<Serial> {
     let s = text(row, col)?;
     Serial::parse(&s).map_err(|e| anyhow!("column {col}: {e}"))
 }
+
+/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list.
+pub(crate) fn value_list(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `($1, $2), ($3, $4), …`: `n` pairs, for `(issuer, serial) IN (VALUES …)`.
+pub(crate) fn value_pairs(n: usize) -> String {
+    (0..n).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(", ")
+}

@@ -2,7 +2,7 @@
 //! registry does not list is good (`None`), an issuer it does not know is an
 //! error (callers check it against [`Store::issuers`]).
 
-use hotline_core::{IssuerId, Serial, StatusRecord};
+use hotline_core::{CertificateKind, IssuerId, Serial, StatusRecord};
 
 use crate::Store;
 use crate::rows::status_record;
@@ -18,15 +18,26 @@ impl Store {
         names.iter().map(|n| IssuerId::parse(n).map_err(|e| anyhow::anyhow!("issuer {n:?}: {e}"))).collect()
     }
 
+    /// The issuers the registry knows, each with the kind of certificate it issues.
+    pub async fn issuer_kinds(&self) -> anyhow::Result<Vec<(IssuerId, CertificateKind)>> {
+        let rows = sqlx::query("SELECT id, kind FROM issuers ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let id = crate::rows::text(row, "id")?;
+                let issuer = IssuerId::parse(&id).map_err(|e| anyhow::anyhow!("issuer {id:?}: {e}"))?;
+                Ok((issuer, crate::rows::word(row, "kind")?))
+            })
+            .collect()
+    }
+
     /// The status of each (issuer, serial) listed in the registry; `None` for a
     /// serial it does not list. Issuers are not checked here.
     pub async fn certificate_statuses(&self, keys: &[(IssuerId, Serial)]) -> anyhow::Result<Vec<Option<StatusRecord>>> {
         let mut found = std::collections::HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_QUERY) {
-            let pairs: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
             let sql = format!(
                 "SELECT issuer, serial, status, reason, since FROM certificates WHERE (issuer, serial) IN (VALUES {})",
-                pairs.join(", ")
+                crate::rows::value_pairs(chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for (issuer, serial) in chunk {

@@ -27,7 +27,8 @@ pub struct SampleHolder {
 /// Generates holders whose numbers never repeat within one generator.
 pub struct Generator<R> {
     rng: R,
-    seen: HashSet<String>,
+    /// The numbers given so far, as integers (a few bytes each: a generator may write a country).
+    seen: HashSet<u64>,
 }
 
 impl<R: Rng> Generator<R> {
@@ -39,7 +40,7 @@ impl<R: Rng> Generator<R> {
         let individual_number = loop {
             let first: [u8; 11] = std::array::from_fn(|_| self.rng.random_range(0..10));
             if let Some(n) = IndividualNumber::from_first_eleven(first)
-                && self.seen.insert(n.expose_digits())
+                && self.seen.insert(n.expose_digits().parse().unwrap_or_default())
             {
                 break n;
             }

@@ -67,6 +67,11 @@ pub enum Command {
         #[arg(long)]
         samples: Option<PathBuf>,
     },
+    /// Load the registry from the issuing side's export (JSON Lines; docs/REGISTRY_IMPORT.md).
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -93,6 +98,40 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Import a registry file: new holders in bulk, changes to known ones (a new card, a renewed
+    /// or revoked certificate, a replaced smartphone) through the outbox and the audit log.
+    /// Idempotent: the same file again changes nothing, and an import cut short completes when run
+    /// again. Exits 0 when every record was applied, 2 when some were refused (each named by line).
+    Import {
+        /// The file: one holder per line (JSON Lines).
+        file: PathBuf,
+        /// On a bad record: `stop` there (the records before it are applied, none after), or
+        /// `continue` with the rest of the file.
+        #[arg(long, value_enum, default_value_t = OnError::Stop)]
+        on_error: OnError,
+        /// Records per transaction of the bulk path.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        chunk: u32,
+    },
+    /// Write a synthetic registry file in the import's format, to try the import or measure it.
+    /// It holds Individual Numbers in clear (valid check digits, random): never real ones.
+    Generate {
+        /// How many holders.
+        #[arg(long)]
+        holders: u64,
+        /// Where to write it.
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnError {
+    Stop,
+    Continue,
 }
 
 #[derive(Debug, Subcommand)]

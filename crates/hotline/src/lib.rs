@@ -9,6 +9,7 @@ mod ca;
 pub mod cli;
 pub mod config;
 mod demo;
+pub mod registry_file;
 
 use clap::CommandFactory;
 

@@ -3,6 +3,7 @@
 //! library's `app`) or a one-shot command; it holds no domain logic.
 
 mod cache;
+mod registry;
 mod seed;
 mod telemetry;
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hotline::app::{Application, Assembly, Parts, shutdown_signal};
-use hotline::cli::{AuditCommand, CacheCommand, Cli, Command, OutboxCommand, TokenCommand};
+use hotline::cli::{AuditCommand, CacheCommand, Cli, Command, OutboxCommand, RegistryCommand, TokenCommand};
 use hotline::config;
 
 #[global_allocator]
@@ -106,6 +107,10 @@ async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
         Command::Seed { holders, samples } => {
             seed::run(&config, holders, samples.as_deref()).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Registry { command: RegistryCommand::Import { file, on_error, chunk } } => {
+            registry::import(&config, &file, on_error, chunk as usize).await
+        }
+        Command::Registry { command: RegistryCommand::Generate { holders, out } } => registry::generate(holders, &out),
         Command::Token { command: TokenCommand::Create { role, name } } => {
             let store = config.open_store().await?;
             store.migrate().await?;
