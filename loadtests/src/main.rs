@@ -15,6 +15,12 @@
 //! nginx, POST with a nonce (signed per request), a signature's cost, and the
 //! time from a suspension to the first revoked OCSP answer elsewhere.
 //!
+//! `import`: `hotline registry import` of a generated first load, and of the
+//! same file again, next to a bare `COPY` of the same certificate rows.
+//!
+//! `rebuild`: `hotline cache rebuild` at two sizes of one registry (the ratio
+//! shows whether it is linear), and an API instance's near-cache filled.
+//!
 //! `ca-sync`: commit-to-CA lag at a steady suspension rate with added CA
 //! latency, and the outbox drain rate with one and two workers next to what
 //! the CA takes straight from a client.
@@ -23,6 +29,7 @@ mod ca_sync;
 mod common;
 mod cpu;
 mod harness;
+mod import;
 mod ocsp;
 mod rawhttp;
 mod rebuild;
@@ -49,6 +56,8 @@ enum Command {
     Visibility(visibility::Args),
     /// `hotline cache rebuild` time and memory for about a million certificates.
     Rebuild(rebuild::Args),
+    /// `hotline registry import` of a first load and of the same file again, against a bare `COPY`.
+    Import(import::Args),
     /// CA sync lag at a steady rate, and the outbox drain rate with one and two workers.
     CaSync(ca_sync::Args),
     /// OCSP GET and POST throughput and latency against nginx, a signature's cost, and visibility.
@@ -63,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Visibility(args) => visibility::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,
         Command::CaSync(args) => ca_sync::run(args).await,
+        Command::Import(args) => import::run(args).await,
         Command::Ocsp(args) => ocsp::run(args).await,
     }
 }

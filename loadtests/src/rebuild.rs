@@ -1,14 +1,22 @@
-//! `hotline cache rebuild` at national scale: a registry of about 1 000 000
-//! certificates of which 100 000 are held, rebuilt into an empty Redis; wall
-//! time, the rebuilding process's peak memory, and Redis's memory for it.
+//! `hotline cache rebuild` at national scale: one registry, rebuilt into an
+//! empty Redis at each number of certificates not good given (`--held
+//! 1000000,5000000`), so the time per entry at the sizes compares in one run
+//! (a rebuild that rescans per page grows faster than its entries); wall
+//! time, the rebuilding process's peak memory, and Redis's memory per entry.
+//! After each rebuild an API instance with a near-cache starts: the time
+//! until it serves from its near-cache, its resident memory (the growth
+//! between sizes over the entries added is the memory per entry, free of
+//! the process's own footprint), and status latency at that size.
 //!
-//! The held certificates are marked with one SQL statement rather than 50 000
-//! API calls: the subject here is the rebuild, and the snapshot reads the
-//! certificates table, not how the statuses got there.
+//! The certificates are marked not good with SQL rather than API calls: the
+//! subject here is the rebuild, and the snapshot reads the certificates
+//! table, not how the statuses got there.
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql, redis_server};
@@ -20,8 +28,9 @@ pub struct Args {
     /// 375 000 holders carry about 1 000 000 certificates.
     #[arg(long, default_value_t = 375_000)]
     holders: usize,
-    #[arg(long, default_value_t = 100_000)]
-    held: usize,
+    /// Certificates not good at each rebuild, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    held: Vec<usize>,
 }
 
 async fn redis_used_memory(port: u16) -> anyhow::Result<u64> {
@@ -32,13 +41,141 @@ async fn redis_used_memory(port: u16) -> anyhow::Result<u64> {
         .context("no used_memory in INFO")
 }
 
-/// The peak resident set (VmHWM, kB) of a running process.
-fn peak_kb(pid: u32) -> Option<u64> {
+/// A field (kB) of a running process's /proc status: `VmHWM` (peak) or `VmRSS` (now).
+fn proc_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql").args(["-At", "-d", db, "-c", sql]).output().await?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+struct Rebuilt {
+    held: usize,
+    seconds: f64,
+    peak_mb: f64,
+    redis_bytes: f64,
+    near: Near,
+}
+
+/// An API instance with a near-cache, started on the rebuilt registry.
+struct Near {
+    /// From start to serving from the near-cache.
+    serving: f64,
+    /// Resident bytes once the near-cache is filled.
+    resident: f64,
+    /// `GET /v1/status` latencies, sorted.
+    latencies: Vec<Duration>,
+}
+
+/// Requests of the status probe, from this many concurrent clients.
+const PROBES: usize = 20_000;
+const PROBE_CLIENTS: usize = 16;
+
+async fn rebuild(args: &Args, db: &str, port: u16, held: usize, token: &str) -> anyhow::Result<Rebuilt> {
+    let flushed = Command::new("redis-cli").args(["-p", &port.to_string(), "FLUSHALL"]).output().await?;
+    if !flushed.status.success() {
+        bail!("redis-cli FLUSHALL failed");
+    }
+    let before = redis_used_memory(port).await?;
+    let started = Instant::now();
+    let mut child = crate::common::hotline_command(&args.target.hotline)
+        .args(["cache", "rebuild"])
+        .env("HOTLINE_DATABASE_URL", db)
+        .env("HOTLINE_PII_KEY", KEY)
+        .env("HOTLINE_REDIS_URL", format!("redis://127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = child.id().context("no pid")?;
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kb) = proc_kb(pid, "VmHWM") {
+            peak = peak.max(kb);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("hotline cache rebuild failed");
+    }
+    let after = redis_used_memory(port).await?;
+    let near = near_cache(args, db, port, token).await?;
+    Ok(Rebuilt { held, seconds, peak_mb: peak as f64 / 1024.0, redis_bytes: (after - before) as f64, near })
+}
+
+/// Half the probe's certificates are not good (found in the near-cache), half good (absent from it).
+async fn probe_paths(db: &str) -> anyhow::Result<Vec<String>> {
+    let sql = "(SELECT issuer, serial FROM certificates WHERE status <> 'good' ORDER BY random() LIMIT 500)
+               UNION ALL (SELECT issuer, serial FROM certificates WHERE status = 'good' ORDER BY random() LIMIT 500)";
+    let rows = scalar(db, sql).await?;
+    Ok(rows.lines().filter_map(|l| l.split_once('|')).map(|(i, s)| format!("/v1/status/{i}/{s}")).collect())
+}
+
+async fn probe(base: &str, token: &str, paths: &[String]) -> anyhow::Result<Vec<Duration>> {
+    let client = reqwest::Client::new();
+    let mut clients = Vec::new();
+    for c in 0..PROBE_CLIENTS {
+        let (client, base, token, paths) = (client.clone(), base.to_owned(), token.to_owned(), paths.to_vec());
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(PROBES / PROBE_CLIENTS);
+            for i in 0..PROBES / PROBE_CLIENTS {
+                let path = &paths[(c * 7919 + i) % paths.len()];
+                let started = Instant::now();
+                let answer = client.get(format!("{base}{path}")).bearer_auth(&token).send().await?;
+                if !answer.status().is_success() {
+                    bail!("{path}: {}", answer.status());
+                }
+                answer.bytes().await?;
+                latencies.push(started.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::with_capacity(PROBES);
+    for c in clients {
+        all.extend(c.await??);
+    }
+    all.sort();
+    Ok(all)
+}
+
+/// Starts `hotline api` with a near-cache over the rebuilt Redis, waits until it serves from it, and probes it.
+async fn near_cache(args: &Args, db: &str, port: u16, token: &str) -> anyhow::Result<Near> {
+    let listen = format!("127.0.0.1:{}", free_port()?);
+    let started = Instant::now();
+    let mut child = crate::common::hotline_command(&args.target.hotline)
+        .args(["api", "--listen", &listen])
+        .env("HOTLINE_DATABASE_URL", db)
+        .env("HOTLINE_PII_KEY", KEY)
+        .env("HOTLINE_REDIS_URL", format!("redis://127.0.0.1:{port}"))
+        .env("HOTLINE_NEAR_CACHE", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("no pid")?;
+    let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.contains("cache rebuilt") {
+            let serving = started.elapsed().as_secs_f64();
+            let resident = (proc_kb(pid, "VmRSS").unwrap_or(0) * 1024) as f64;
+            // Keep reading its log so the instance never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            let latencies = probe(&format!("http://{listen}"), token, &probe_paths(db).await?).await?;
+            child.kill().await?;
+            return Ok(Near { serving, resident, latencies });
+        }
+    }
+    bail!("hotline api ended before its near-cache was filled")
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -48,63 +185,82 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let seeded = Instant::now();
     hotline(&args.target.hotline, &db, &[], &["seed", "--holders", &args.holders.to_string()]).await?;
     let seed_time = seeded.elapsed();
-    psql(
-        &db,
-        &format!(
-            "UPDATE certificates SET status = 'suspended', reason = 'certificate_hold'
-              WHERE id IN (SELECT id FROM certificates ORDER BY random() LIMIT {})",
-            args.held
-        ),
-    )
-    .await?;
-    let count = Command::new("psql")
-        .args(["-At", "-d", &db, "-c", "SELECT count(*), count(*) FILTER (WHERE status <> 'good') FROM certificates"])
-        .output()
-        .await?;
-    let counts = String::from_utf8_lossy(&count.stdout).trim().to_owned();
-
+    let all = scalar(&db, "SELECT count(*) FROM certificates").await?;
+    let token = crate::common::token(&args.target.hotline, &db, "validator").await?;
     let port = free_port()?;
     let _redis = redis_server(port)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = redis_used_memory(port).await?;
-    let started = Instant::now();
-    let mut child = crate::common::hotline_command(&args.target.hotline)
-        .args(["cache", "rebuild"])
-        .env("HOTLINE_DATABASE_URL", &db)
-        .env("HOTLINE_PII_KEY", KEY)
-        .env("HOTLINE_REDIS_URL", format!("redis://127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let pid = child.id().context("no pid")?;
-    let mut peak = 0;
-    let status = loop {
-        if let Some(kb) = peak_kb(pid) {
-            peak = peak.max(kb);
+
+    let mut results = Vec::new();
+    let mut marked = 0;
+    for &held in &args.held {
+        if held > marked {
+            eprintln!("marking {held} certificates not good…");
+            psql(
+                &db,
+                &format!(
+                    "UPDATE certificates SET status = 'suspended', reason = 'certificate_hold'
+                      WHERE id IN (SELECT id FROM certificates WHERE status = 'good' ORDER BY random() LIMIT {})",
+                    held - marked
+                ),
+            )
+            .await?;
+            psql(&db, "VACUUM ANALYZE certificates").await?;
+            marked = held;
         }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let elapsed = started.elapsed();
-    if !status.success() {
-        bail!("hotline cache rebuild failed");
+        eprintln!("rebuilding {held}…");
+        results.push(rebuild(&args, &db, port, held, &token).await?);
     }
-    let after = redis_used_memory(port).await?;
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_rebuild WITH (FORCE)").await?;
+
     println!(
-        "hotline cache rebuild: certificates (all, not good) = {counts}; seeding took {:.0} s",
+        "hotline cache rebuild: {all} certificates; seeding {} holders took {:.0} s",
+        args.holders,
         seed_time.as_secs_f64()
     );
-    println!("| wall time | peak RSS of the rebuilding process | Redis memory for the cache | per held entry |");
-    println!("|---|---|---|---|");
     println!(
-        "| {:.2} s | {:.1} MB | {:.1} MB | {:.0} bytes |",
-        elapsed.as_secs_f64(),
-        peak as f64 / 1024.0,
-        (after - before) as f64 / 1e6,
-        (after - before) as f64 / args.held as f64
+        "| not good | wall time | per million entries | peak RSS of the rebuilding process | Redis memory | per entry |"
     );
+    println!("|---|---|---|---|---|---|");
+    for r in &results {
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.1} MB | {:.1} MB | {:.0} bytes |",
+            r.held,
+            r.seconds,
+            r.seconds * 1e6 / r.held as f64,
+            r.peak_mb,
+            r.redis_bytes / 1e6,
+            r.redis_bytes / r.held as f64
+        );
+    }
+    if let (Some(first), Some(last)) = (results.first(), results.last()) {
+        let per = |r: &Rebuilt| r.seconds / r.held as f64;
+        println!("time per entry at {} over at {}: {:.2}", last.held, first.held, per(last) / per(first));
+    }
+    println!();
+    println!("| not good | an API instance serving from its near-cache after | resident | status p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    for r in &results {
+        let l = &r.near.latencies;
+        println!(
+            "| {} | {:.1} s | {:.0} MB | {} | {} | {} |",
+            r.held,
+            r.near.serving,
+            r.near.resident / 1e6,
+            crate::common::ms(crate::common::percentile(l, 0.50)),
+            crate::common::ms(crate::common::percentile(l, 0.99)),
+            crate::common::ms(l.last().copied().unwrap_or_default())
+        );
+    }
+    if let (Some(first), Some(last)) = (results.first(), results.last()) {
+        let grew = last.near.resident - first.near.resident;
+        println!(
+            "near-cache memory per entry (resident growth from {} to {} entries over the entries added): {:.0} bytes",
+            first.held,
+            last.held,
+            grew / (last.held - first.held).max(1) as f64
+        );
+    }
+    println!("(status probe: {PROBES} GET /v1/status from {PROBE_CLIENTS} clients, half not good, half good)");
     Ok(())
 }

@@ -1,0 +1,134 @@
+//! `hotline registry import` of a first load, next to the ceiling: a plain
+//! `COPY` of the same certificate rows into a table with no index, no
+//! constraint and no trigger, in the same run. Then the same file again
+//! (every holder unchanged), the rate a daily re-delivery costs.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::process::Command;
+
+use crate::common::{Target, fresh_database, hotline, psql};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
+    /// Holders in the file (about 2.7 certificates each).
+    #[arg(long, default_value_t = 100_000)]
+    holders: u64,
+}
+
+async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql").args(["-At", "-d", db, "-c", sql]).output().await?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = fresh_database(&args.target.pg_url, "hotline_bench_import").await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("registry.jsonl");
+    let file_arg = file.to_str().context("a temporary path that is not UTF-8")?;
+    eprintln!("writing {} holders…", args.holders);
+    hotline(
+        &args.target.hotline,
+        &db,
+        &[],
+        &["registry", "generate", "--holders", &args.holders.to_string(), file_arg],
+    )
+    .await?;
+    hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;
+
+    eprintln!("importing…");
+    let started = Instant::now();
+    let summary = hotline(&args.target.hotline, &db, &[], &["registry", "import", file_arg]).await?;
+    let first = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let again = hotline(&args.target.hotline, &db, &[], &["registry", "import", file_arg]).await?;
+    let second = started.elapsed().as_secs_f64();
+    let certificates: f64 = scalar(&db, "SELECT count(*) FROM certificates").await?.parse()?;
+
+    // The ceiling: the same rows, COPYed into a bare table, as psql sends them.
+    let rows = dir.path().join("certificates.copy");
+    let rows_arg = rows.to_str().context("a temporary path that is not UTF-8")?;
+    psql(&db, &format!("\\copy certificates TO '{rows_arg}'")).await?;
+    // The same COPY into the certificates table's own indexes and checks, then with its foreign keys too:
+    // where the time between the ceiling and the import goes.
+    let tables = [
+        ("ceiling", "CREATE TABLE ceiling (LIKE certificates)".to_owned()),
+        ("indexed", "CREATE TABLE indexed (LIKE certificates INCLUDING ALL)".to_owned()),
+        (
+            "keyed",
+            "CREATE TABLE keyed (LIKE certificates INCLUDING ALL,
+               FOREIGN KEY (holder_id) REFERENCES holders (id), FOREIGN KEY (issuer) REFERENCES issuers (id),
+               FOREIGN KEY (card_id) REFERENCES cards (id))"
+                .to_owned(),
+        ),
+    ];
+    let mut copies = Vec::new();
+    for (table, create) in &tables {
+        psql(&db, create).await?;
+        let started = Instant::now();
+        psql(&db, &format!("\\copy {table} FROM '{rows_arg}'")).await?;
+        copies.push(started.elapsed().as_secs_f64());
+    }
+    let ceiling = copies[0];
+    // What a first-load mode would reach: the bare table's indexes and foreign keys built once, after the rows.
+    let started = Instant::now();
+    psql(
+        &db,
+        "CREATE UNIQUE INDEX ON ceiling (issuer, serial);
+         CREATE INDEX ON ceiling (card_id);
+         CREATE INDEX ON ceiling (holder_id, device_id);
+         CREATE INDEX ON ceiling (issuer, serial) WHERE status <> 'good';
+         ALTER TABLE ceiling ADD PRIMARY KEY (id),
+           ADD FOREIGN KEY (holder_id) REFERENCES holders (id), ADD FOREIGN KEY (issuer) REFERENCES issuers (id),
+           ADD FOREIGN KEY (card_id) REFERENCES cards (id);",
+    )
+    .await?;
+    let built_after = ceiling + started.elapsed().as_secs_f64();
+    for (table, _) in &tables {
+        psql(&db, &format!("DROP TABLE {table}")).await?;
+    }
+    let size = scalar(&db, "SELECT pg_database_size(current_database())").await?;
+    psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_import WITH (FORCE)").await?;
+
+    println!("{}", summary.trim());
+    println!("{}", again.trim());
+    println!("| step | time | certificates per second | ratio to the ceiling |");
+    println!("|---|---|---|---|");
+    let rate = |secs: f64| certificates / secs;
+    println!(
+        "| `COPY` of the certificate rows into a bare table (ceiling) | {ceiling:.2} s | {:.0} | 1 |",
+        rate(ceiling)
+    );
+    println!(
+        "| `COPY` into a table with the certificates' indexes and checks | {:.2} s | {:.0} | {:.3} |",
+        copies[1],
+        rate(copies[1]),
+        ceiling / copies[1]
+    );
+    println!(
+        "| `COPY` into that table with its foreign keys too | {:.2} s | {:.0} | {:.3} |",
+        copies[2],
+        rate(copies[2]),
+        ceiling / copies[2]
+    );
+    println!(
+        "| `COPY` into the bare table, then its indexes and foreign keys built once | {built_after:.2} s | {:.0} | {:.3} |",
+        rate(built_after),
+        ceiling / built_after
+    );
+    println!(
+        "| first import (holders, cards, certificates, audit) | {first:.2} s | {:.0} | {:.3} |",
+        rate(first),
+        ceiling / first
+    );
+    println!("| the same file again (all unchanged) | {second:.2} s | {:.0} | {:.3} |", rate(second), ceiling / second);
+    println!(
+        "database size after the import: {:.0} MB, {:.0} bytes per certificate",
+        size.parse::<f64>()? / 1e6,
+        size.parse::<f64>()? / certificates
+    );
+    Ok(())
+}
