@@ -15,6 +15,15 @@ async fn no_table_holds_an_individual_number(backend: Backend) {
     let mut bad = TestApp::report(app.card_holder(1), "card");
     bad["holder"]["date_of_birth"] = json!("1901-01-01");
     app.suspend("k4", &bad).await;
+    // Identifications, found and not, as the console makes them.
+    for (holder, date) in [(app.phone_holder(1), None), (app.card_holder(2), Some("1901-01-01"))] {
+        let mut body = TestApp::report(holder, "card");
+        body.as_object_mut().unwrap().retain(|k, _| k == "call_id" || k == "holder");
+        if let Some(date) = date {
+            body["holder"]["date_of_birth"] = json!(date);
+        }
+        app.post("/v1/holders/identify", &app.operator, None, &body).await;
+    }
     let id = created["id"].as_str().unwrap();
     app.post(&format!("/v1/suspensions/{id}/release"), &app.clerk, Some("r1"), &json!({"verified_with": "passport"}))
         .await;

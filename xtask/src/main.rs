@@ -78,7 +78,7 @@ fn test(databases: Databases, extra: &[String]) -> Result {
     run(Command::new("cargo").args(["test", "--workspace", "--doc", "--quiet"]))
 }
 
-/// Makes sure PostgreSQL, Redis, curl, openssl, promtool, Chromium and chromedriver are installed and PostgreSQL and Redis are running.
+/// Makes sure PostgreSQL, Redis, curl, openssl, promtool, Chromium, chromedriver and a Japanese font are installed and PostgreSQL and Redis are running.
 fn services(databases: Databases) -> Result {
     let postgres = databases == Databases::Both;
     let mut missing = Vec::new();
@@ -98,6 +98,10 @@ fn services(databases: Databases) -> Result {
     // The status page is tested in headless Chromium through chromedriver.
     if !on_path("chromedriver") {
         missing.extend(["chromium", "chromium-driver"]);
+    }
+    // The console's screenshots show Japanese: a Japanese font, or every character is a box.
+    if !std::path::Path::new("/usr/share/fonts/opentype/ipafont-gothic").exists() {
+        missing.push("fonts-ipafont-gothic");
     }
     // promtool checks and unit-tests the alert rules.
     if !on_path("promtool") {

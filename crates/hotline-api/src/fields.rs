@@ -139,6 +139,39 @@ impl<'v, 'e> Fields<'v, 'e> {
         }
     }
 
+    /// An optional list of 1 to `max` distinct vocabulary words; each bad word is reported at its index.
+    pub fn optional_words<W>(&mut self, name: &'static str, max: usize) -> Option<Option<Vec<W>>>
+    where
+        W: std::str::FromStr<Err = hotline_core::vocabulary::UnknownWord> + PartialEq,
+    {
+        let Some(value) = self.raw(name) else { return Some(None) };
+        let Some(list) = value.as_array() else {
+            self.error(name, "must be a list of words");
+            return None;
+        };
+        if list.is_empty() || list.len() > max {
+            self.error(name, format!("must name 1 to {max} words"));
+            return None;
+        }
+        let mut words = Vec::with_capacity(list.len());
+        let mut ok = true;
+        for (i, item) in list.iter().enumerate() {
+            let parsed = item.as_str().ok_or_else(|| "must be a string".to_owned()).and_then(word::<W>);
+            match parsed {
+                Ok(w) if words.contains(&w) => {
+                    self.error(&format!("{name}[{i}]"), "is named twice");
+                    ok = false;
+                }
+                Ok(w) => words.push(w),
+                Err(message) => {
+                    self.error(&format!("{name}[{i}]"), message);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(Some(words))
+    }
+
     /// A nested object, read by `read` with its own field paths.
     pub fn object<T>(&mut self, name: &'static str, read: impl FnOnce(Fields<'_, '_>) -> Option<T>) -> Option<T> {
         let Some(value) = self.raw(name) else {

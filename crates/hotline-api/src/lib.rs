@@ -33,7 +33,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use hotline_core::{PiiKey, RuleBook};
 use hotline_store::Store;
 use tower::ServiceBuilder;
@@ -44,6 +44,7 @@ pub use dispatch::Api;
 use metrics::Metrics;
 use problem::Problem;
 use request_layer::RequestLayer;
+pub use routes::console::ConsoleSettings;
 pub use routes::health::{METRICS_CONTENT_TYPE, probes};
 pub use serving::serve;
 use status_service::StatusService;
@@ -66,6 +67,8 @@ pub struct Services {
     /// The OCSP responder.
     pub ocsp: Arc<ocsp::OcspService>,
     pub timeouts: Timeouts,
+    /// Console sessions: idle timeout, cookie attributes.
+    pub console: ConsoleSettings,
 }
 
 /// How long the HTTP side waits, for clients and for itself.
@@ -148,11 +151,25 @@ fn api_routes() -> Router<AppState> {
         .route(routes::status::SINGLE, get(routes::status::get))
         .route("/v1/status", post(routes::status::batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES)))
         .route("/v1/rules/now", get(routes::rules::now))
+        .route("/v1/holders/identify", post(routes::holders::identify))
         // The responder reads its bodies itself, so an oversized one is answered malformedRequest.
         .route("/ocsp", post(routes::ocsp::post).layer(DefaultBodyLimit::disable()))
         .route("/ocsp/{*request}", get(routes::ocsp::get))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .merge(console_routes())
+}
+
+/// The operators' and clerks' console: its files and its sessions.
+fn console_routes() -> Router<AppState> {
+    use routes::console;
+    Router::new()
+        .route("/console", get(console::page))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
+        .route("/console/i18n/{name}", get(console::catalogue))
+        .route("/console/vocabulary.json", get(console::vocabulary))
+        .route("/console/session", get(console::current).post(console::sign_in).merge(delete(console::sign_out)))
 }
 
 /// Served beside the API and on the on-call address alike, for probes on either.

@@ -24,11 +24,12 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Loss-and-theft suspension hotline", description = "Suspend lost or stolen Individual Number Cards and their JPKI certificates; answer validators. Errors are application/problem+json with a stable `code`."),
     paths(
-        routes::suspensions::create, routes::suspensions::get, routes::suspensions::release,
+        routes::suspensions::create, routes::suspensions::get, routes::suspensions::release, routes::holders::identify,
         routes::status::get, routes::status::batch, routes::rules::now, routes::health::healthz, routes::health::readyz,
     ),
     components(schemas(
-        requests::SuspensionRequest, requests::HolderIn, requests::ReleaseRequest,
+        requests::SuspensionRequest, requests::HolderIn, requests::ReleaseRequest, requests::IdentifyRequest,
+        wire::IdentifyAnswer, wire::IdentifiedCardOut, wire::IdentifiedSmartphoneOut,
         requests::BatchStatusQuery, requests::StatusQueryItem,
         wire::SuspensionReceipt, wire::SuspensionDetail, wire::CertificateOut, wire::RulesOut,
         wire::CertificateStatusOut, wire::RulesNow, wire::StatusAnswer, wire::BatchStatusAnswer,

@@ -4,10 +4,10 @@
 
 use hotline_core::rules::tokyo_rfc3339;
 use hotline_core::{
-    CaSync, Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode, RevocationReason, StatusRecord,
-    SuspensionState,
+    CaSync, CardStatus, Cause, CertificateKind, CertificateStatus, IdentityDocument, Item, Language, Medium, Mode,
+    RevocationReason, StatusRecord, SuspensionState,
 };
-use hotline_store::{CertificateView, SuspensionView};
+use hotline_store::{CertificateView, IdentifiedHolder, SuspensionView};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -104,6 +104,8 @@ pub struct SuspensionDetail {
     pub ca_sync_at: Option<String>,
     pub released_at: Option<String>,
     pub verified_with: Option<String>,
+    /// The identity documents the clerk checked at the release.
+    pub documents_checked: Vec<IdentityDocument>,
 }
 
 impl From<&SuspensionView> for SuspensionDetail {
@@ -125,6 +127,7 @@ impl From<&SuspensionView> for SuspensionDetail {
             ca_sync_at: v.ca_sync_at.map(tokyo_rfc3339),
             released_at: v.released_at.map(tokyo_rfc3339),
             verified_with: v.verified_with.clone(),
+            documents_checked: v.documents_checked.clone(),
         }
     }
 }
@@ -213,6 +216,65 @@ pub struct BatchStatusAnswer {
     /// Every change committed before this instant is reflected in every result.
     pub as_of: String,
     pub results: Vec<CertificateStatusOut>,
+}
+
+/// What an operator learns about a caller (`POST /v1/holders/identify`):
+/// whether the holder was found, and what of theirs can be suspended.
+/// Never the Individual Number, never a name or an address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentifyAnswer {
+    pub found: bool,
+    /// The card in use (not revoked); absent if not found or the holder has none.
+    pub card: Option<IdentifiedCardOut>,
+    /// Smartphones with certificates not revoked.
+    pub smartphones: Vec<IdentifiedSmartphoneOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentifiedCardOut {
+    pub status: CardStatus,
+    /// Since when it has this status (Tokyo time).
+    pub since: String,
+    /// The reference of the suspension holding it, if held.
+    pub held_by: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentifiedSmartphoneOut {
+    pub device_id: String,
+    /// What an operator reads to the caller: the device id's last four characters.
+    #[schema(example = "…3f9a")]
+    pub label: String,
+    pub held: bool,
+    pub held_by: Option<String>,
+}
+
+impl IdentifyAnswer {
+    pub fn new(found: Option<&IdentifiedHolder>) -> Self {
+        let Some(holder) = found else { return Self { found: false, card: None, smartphones: Vec::new() } };
+        Self {
+            found: true,
+            card: holder.card.as_ref().map(|c| IdentifiedCardOut {
+                status: c.status,
+                since: tokyo_rfc3339(c.since),
+                held_by: c.held_by.clone(),
+            }),
+            smartphones: holder
+                .smartphones
+                .iter()
+                .map(|p| {
+                    let tail: String =
+                        p.device_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                    IdentifiedSmartphoneOut {
+                        device_id: p.device_id.clone(),
+                        label: format!("…{tail}"),
+                        held: p.held,
+                        held_by: p.held_by.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The reception rules in force now.

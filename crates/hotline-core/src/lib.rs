@@ -19,6 +19,6 @@ pub use reference::Reference;
 pub use rules::{Decision, RuleBook, RulesFileError};
 pub use status::StatusRecord;
 pub use vocabulary::{
-    CaAction, CaSync, CardStatus, Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode, OutboxState,
-    RevocationReason, Role, SuspensionState,
+    CaAction, CaSync, CardStatus, Cause, CertificateKind, CertificateStatus, IdentityDocument, Item, Language, Medium,
+    Mode, OutboxState, RevocationReason, Role, SuspensionState,
 };

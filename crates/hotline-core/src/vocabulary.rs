@@ -131,6 +131,18 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// The identity documents a municipal clerk may check before lifting a suspension.
+    IdentityDocument {
+        MyNumberCard => "my_number_card",
+        DriversLicence => "drivers_licence",
+        Passport => "passport",
+        ResidenceCard => "residence_card",
+        HealthInsuranceCard => "health_insurance_card",
+        PensionBook => "pension_book",
+    }
+);
+
+vocabulary!(
     /// What the certificate authority is asked to do with a certificate.
     CaAction {
         /// Suspend: a CRL entry with reason certificateHold.

@@ -12,6 +12,7 @@ mod changes;
 mod connect;
 mod delivery;
 mod idempotency;
+mod identify;
 mod import;
 mod migrate;
 mod outbox;
@@ -20,6 +21,7 @@ mod registry;
 mod registry_copy;
 mod release;
 mod rows;
+mod sessions;
 mod status;
 mod suspend;
 pub mod synthetic;
@@ -32,6 +34,7 @@ pub use audit::{AuditBreak, AuditEntry, AuditReport};
 pub use changes::StatusChange;
 pub use delivery::{DeadLetter, Leased, OutboxEvent, OutboxSummary, UnreadableEvent};
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
+pub use identify::{Identification, IdentifiedCard, IdentifiedHolder, IdentifiedSmartphone};
 pub use import::{ImportCertificate, ImportOutcome, ImportRecord, ImportRun, ImportSmartphone, Refusal, Stance};
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
@@ -170,4 +173,5 @@ pub const TABLES: &[&str] = &[
     "audit_log",
     "audit_head",
     "status_changes",
+    "console_sessions",
 ];

@@ -45,6 +45,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0005_bulk_registry.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0005_bulk_registry.sql"),
     },
+    Migration {
+        version: 6,
+        name: "console",
+        postgres: include_str!("../../../migrations/postgres/0006_console.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0006_console.sql"),
+    },
 ];
 
 impl Store {

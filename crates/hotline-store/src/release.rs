@@ -4,7 +4,9 @@
 //! One transaction, audited and outboxed like a suspension.
 
 use chrono::{DateTime, Utc};
-use hotline_core::{CaSync, CardStatus, CertificateKind, CertificateStatus, RevocationReason, SuspensionState};
+use hotline_core::{
+    CaSync, CardStatus, CertificateKind, CertificateStatus, IdentityDocument, RevocationReason, SuspensionState,
+};
 use sqlx::Row;
 
 use crate::audit::NewStatusChange;
@@ -19,8 +21,11 @@ use crate::{AuditEntry, Store, SuspensionView, audit, format_instant, views};
 pub struct Release {
     pub suspension_id: String,
     pub clerk_token_id: String,
-    /// The identity document the clerk checked, as the clerk names it.
-    pub verified_with: String,
+    /// The identity document the clerk checked, as the clerk names it, if
+    /// not (only) by a word of the vocabulary.
+    pub verified_with: Option<String>,
+    /// The identity documents the clerk checked, from the vocabulary.
+    pub documents_checked: Vec<IdentityDocument>,
     pub note: Option<String>,
     pub at: DateTime<Utc>,
     pub idempotency: IdempotencyClaim,
@@ -53,7 +58,7 @@ impl Store {
         }
         let updated = sqlx::query(
             "UPDATE suspensions SET status = $1, released_at = $2, released_by_token_id = $3,
-                    verified_with = $4, release_note = $5, ca_sync = $6, ca_sync_at = NULL
+                    verified_with = $4, release_note = $5, ca_sync = $6, ca_sync_at = NULL, documents_checked = $9
               WHERE id = $7 AND status = $8",
         )
         .bind(SuspensionState::Released.as_str())
@@ -64,6 +69,7 @@ impl Store {
         .bind(CaSync::Pending.as_str())
         .bind(&release.suspension_id)
         .bind(SuspensionState::Suspended.as_str())
+        .bind(documents_text(&release.documents_checked))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -141,6 +147,7 @@ impl Store {
         }
         let details = serde_json::json!({
             "verified_with": release.verified_with,
+            "documents_checked": release.documents_checked,
             "note": release.note,
             "certificates": changes,
         });
@@ -160,4 +167,9 @@ impl Store {
         tx.commit().await?;
         Ok(ReleaseOutcome::Released(view))
     }
+}
+
+/// The documents as stored: their words, comma-separated; none as NULL.
+fn documents_text(documents: &[IdentityDocument]) -> Option<String> {
+    (!documents.is_empty()).then(|| documents.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(","))
 }

@@ -3,7 +3,9 @@
 //! answers they save for idempotent replay.
 
 use chrono::{DateTime, Utc};
-use hotline_core::{CaSync, Cause, CertificateKind, CertificateStatus, Item, Language, Medium, Mode, SuspensionState};
+use hotline_core::{
+    CaSync, Cause, CertificateKind, CertificateStatus, IdentityDocument, Item, Language, Medium, Mode, SuspensionState,
+};
 use sqlx::{Any, Executor};
 
 use crate::rows::{instant, opt_instant, opt_text, text, word};
@@ -38,13 +40,15 @@ pub struct SuspensionView {
     pub ca_sync_at: Option<DateTime<Utc>>,
     pub released_at: Option<DateTime<Utc>>,
     pub verified_with: Option<String>,
+    /// The identity documents the clerk checked at the release.
+    pub documents_checked: Vec<IdentityDocument>,
     pub certificates: Vec<CertificateView>,
 }
 
 const VIEW_QUERY: &str = "
     SELECT s.id, s.reference, s.status, s.item, s.cause, s.language, s.call_id, s.device_id,
            s.police_report_number, s.decided_at, s.rules_version, s.mode, s.ca_sync, s.ca_sync_at,
-           s.released_at, s.verified_with,
+           s.released_at, s.verified_with, s.documents_checked,
            c.issuer, c.serial, c.kind, c.medium, c.status AS cert_status
       FROM suspensions s
       LEFT JOIN suspension_certificates sc ON sc.suspension_id = s.id
@@ -88,6 +92,12 @@ where
         ca_sync_at: opt_instant(first, "ca_sync_at")?,
         released_at: opt_instant(first, "released_at")?,
         verified_with: opt_text(first, "verified_with")?,
+        documents_checked: opt_text(first, "documents_checked")?
+            .map(|words| {
+                words.split(',').map(|w| w.parse().map_err(|e| anyhow::anyhow!("documents_checked: {e}"))).collect()
+            })
+            .transpose()?
+            .unwrap_or_default(),
         certificates,
     }))
 }
@@ -96,5 +106,17 @@ impl crate::Store {
     /// A suspension by id.
     pub async fn suspension(&self, id: &str) -> anyhow::Result<Option<SuspensionView>> {
         load(self.pool(), id).await
+    }
+
+    /// A suspension by the reference read to the caller (`K7M3-9QX2`).
+    pub async fn suspension_by_reference(&self, reference: &str) -> anyhow::Result<Option<SuspensionView>> {
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM suspensions WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(self.pool())
+            .await?;
+        match id {
+            Some(id) => load(self.pool(), &id).await,
+            None => Ok(None),
+        }
     }
 }

@@ -46,7 +46,8 @@ impl Fixture {
         Release {
             suspension_id: suspension_id.into(),
             clerk_token_id: self.clerk.clone(),
-            verified_with: "passport".into(),
+            verified_with: None,
+            documents_checked: vec![hotline_core::IdentityDocument::Passport],
             note: None,
             at: day_instant() + Duration::days(2),
             idempotency: IdempotencyClaim {
@@ -189,6 +190,9 @@ async fn a_release_resumes_identification_and_revokes_signature(backend: Backend
         panic!()
     };
     assert_eq!(view.state, hotline_core::SuspensionState::Released);
+    assert_eq!(view.documents_checked, vec![hotline_core::IdentityDocument::Passport], "stored with the release");
+    let reread = f.store.suspension_by_reference(&view.reference).await.unwrap().unwrap();
+    assert_eq!(reread.documents_checked, view.documents_checked);
     for c in &f.holders[5].card {
         let expected = match c.kind {
             hotline_core::CertificateKind::Signature => CertificateStatus::Revoked,

@@ -8,12 +8,14 @@
 //! database there and drops it when done. There is no mock anywhere.
 
 mod app;
+mod browser;
 mod ca;
 mod db;
 mod faults;
 mod registry;
 
 pub use app::{TestApp, TestCache, TestOptions, day_instant, jst, night_instant};
+pub use browser::Browser;
 pub use ca::{CaSimServer, workspace_binary};
 pub use db::{TestDb, pg_admin_url};
 pub use faults::{PostgresServer, RedisServer, TcpProxy, redis_url, unique_prefix};

@@ -73,7 +73,8 @@ impl Registry {
         let release = hotline_store::Release {
             suspension_id: suspension_id.to_owned(),
             clerk_token_id: self.clerk.clone(),
-            verified_with: "residence card".into(),
+            verified_with: Some("residence card".into()),
+            documents_checked: vec![hotline_core::IdentityDocument::ResidenceCard],
             note: None,
             at: day_instant() + chrono::Duration::hours(1),
             idempotency: IdempotencyClaim {

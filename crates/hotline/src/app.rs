@@ -139,6 +139,7 @@ impl Application {
             rules_version,
             "listening"
         );
+        tracing::info!(url = %format!("http://{addr}/console"), "console for operators and clerks");
         if config.is_embedded() {
             tracing::info!(data_dir = %config.data_dir.display(), "embedded default: SQLite in the data directory");
         }
@@ -173,6 +174,7 @@ impl Application {
             ops: Arc::new(hotline_api::ops::Ops::new(ca)),
             ocsp,
             timeouts: config.timeouts(),
+            console: config.console_settings(),
         });
         if let Some(demo) = &demo {
             // With ca-sim in this process, its issuer certificates are in the data directory.

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use hotline_api::Timeouts;
 use hotline_api::ocsp::OcspSettings;
 use hotline_api::status_service::StatusSettings;
+use hotline_api::{ConsoleSettings, Timeouts};
 use hotline_cache::{MemoryCache, RedisCache, RedisSettings, RevocationCache};
 use hotline_core::{PiiKey, RuleBook};
 use hotline_store::{Backend, Store};
@@ -108,6 +108,10 @@ pub struct Config {
     pub ocsp_cache_mb: Bounded<1, 65_536>,
     /// Threads that sign OCSP answers; absent means one per core.
     pub ocsp_signer_threads: Option<Bounded<1, 256>>,
+    /// A console session ends after this long without use (s); desks are shared.
+    pub console_idle_timeout_s: Bounded<60, 86_400>,
+    /// Mark the console's session cookie `Secure`: set it when a TLS proxy is in front.
+    pub console_secure_cookie: bool,
 }
 
 impl Default for Config {
@@ -147,6 +151,8 @@ impl Default for Config {
             ocsp_responder_dir: None,
             ocsp_cache_mb: Bounded::of(128),
             ocsp_signer_threads: None,
+            console_idle_timeout_s: Bounded::of(900),
+            console_secure_cookie: false,
         }
     }
 }
@@ -334,6 +340,13 @@ impl Config {
             cache_bytes: self.ocsp_cache_mb.get() << 20,
             signer_threads: self.ocsp_signer_threads.map_or(cores, Bounded::count),
             ..OcspSettings::default()
+        }
+    }
+
+    pub fn console_settings(&self) -> ConsoleSettings {
+        ConsoleSettings {
+            idle_timeout: std::time::Duration::from_secs(self.console_idle_timeout_s.get()),
+            secure_cookie: self.console_secure_cookie,
         }
     }
 

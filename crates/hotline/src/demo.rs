@@ -111,6 +111,7 @@ impl Demo {
         println!("  {}", describe(&self.card_sample));
         println!("  {}", describe(&self.phone_sample));
         println!("API documentation: http://{addr}/docs");
+        println!("The console for operators and clerks (sign in with a token above): http://{addr}/console");
         let first = if night {
             println!("It is night in Tokyo: only smartphone reports are accepted now. Suspend the sample smartphone:");
             println!("{}", self.curl(addr, &self.phone_sample, Item::Smartphone));

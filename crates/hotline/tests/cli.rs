@@ -139,6 +139,16 @@ async fn exercise(backend: Backend) -> (Vec<String>, Vec<String>, TestDb, tempfi
             numbers.push(wrong.clone());
             body["holder"]["individual_number"] = json!(wrong);
         }
+        // The console identifies the caller first: found, not found and refused alike log no number.
+        let identify = json!({"call_id": body["call_id"], "holder": body["holder"]});
+        let looked_up = client
+            .post(format!("{base}/v1/holders/identify"))
+            .bearer_auth(&operator)
+            .json(&identify)
+            .send()
+            .await
+            .unwrap();
+        assert!(looked_up.status() == 200 || looked_up.status() == 422, "{}", looked_up.status());
         let resp = client
             .post(format!("{base}/v1/suspensions"))
             .bearer_auth(&operator)

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::identify::read_identify;
 use super::release::read_release;
 use super::status_query::read_batch;
 use super::suspension::read_report;
@@ -155,6 +156,13 @@ fn today() -> NaiveDate {
 fn the_suspension_request_is_what_its_parser_reads() {
     holds("SuspensionRequest", |body, reading| {
         read_report(body, today(), reading);
+    });
+}
+
+#[test]
+fn the_identification_request_is_what_its_parser_reads() {
+    holds("IdentifyRequest", |body, reading| {
+        read_identify(body, today(), reading);
     });
 }
 

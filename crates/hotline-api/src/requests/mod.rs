@@ -4,6 +4,7 @@
 //! side, and `contract` holds them together: it fails when a schema's
 //! properties, required fields or words differ from what its parser accepts.
 
+mod identify;
 mod release;
 mod status_query;
 mod suspension;
@@ -11,6 +12,7 @@ mod suspension;
 #[cfg(test)]
 mod contract;
 
+pub use identify::{IdentifyRequest, parse_identify};
 pub use release::{ReleaseFields, ReleaseRequest, parse_release};
 pub use status_query::{BatchRefused, BatchStatusQuery, MAX_BATCH, StatusQueryItem, parse_batch};
 pub use suspension::{HolderIn, SuspensionRequest, parse_report};

@@ -57,7 +57,7 @@ pub struct Report {
 /// Oldest date of birth accepted: nobody alive was born earlier.
 const EARLIEST_BIRTH: (i32, u32, u32) = (1890, 1, 1);
 
-fn date_of_birth(today: NaiveDate) -> impl Fn(&str) -> Result<NaiveDate, String> {
+pub(crate) fn date_of_birth(today: NaiveDate) -> impl Fn(&str) -> Result<NaiveDate, String> {
     move |s: &str| {
         let date =
             NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| "must be a calendar date as YYYY-MM-DD".to_owned())?;

@@ -204,7 +204,7 @@ pub async fn create(
 /// Read a suspension.
 #[utoipa::path(
     get, path = "/v1/suspensions/{id}", tag = "suspensions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The suspension's id, or its reference (`K7M3-9QX2`)")),
     responses(
         (status = 200, body = SuspensionDetail),
         (status = 404, description = "suspension_not_found", content_type = "application/problem+json"),
@@ -217,8 +217,21 @@ pub async fn get(
     _caller: Authorized<SuspensionReaders>,
     PathParams(id): PathParams<String>,
 ) -> Result<JsonAnswer<SuspensionDetail>, Problem> {
-    let view = state.store.suspension(&id).await?.ok_or_else(suspension_not_found)?;
+    // A reference read over the phone (`k7m3-9qx2`) finds it too: clerks look suspensions up by it.
+    let view = match reference_of(&id) {
+        Some(reference) => state.store.suspension_by_reference(&reference).await?,
+        None => state.store.suspension(&id).await?,
+    };
+    let view = view.ok_or_else(suspension_not_found)?;
     Ok(JsonAnswer(SuspensionDetail::from(&view)))
+}
+
+/// `id` as a reference (`XXXX-XXXX` in Crockford's alphabet, any case), if it is one.
+fn reference_of(id: &str) -> Option<String> {
+    let upper = id.trim().to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let symbol = |c: &u8| c.is_ascii_digit() || (c.is_ascii_uppercase() && !b"ILOU".contains(c));
+    (b.len() == 9 && b[4] == b'-' && b[..4].iter().all(symbol) && b[5..].iter().all(symbol)).then_some(upper)
 }
 
 fn suspension_not_found() -> Problem {
@@ -246,12 +259,13 @@ pub async fn release(
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
-    let ReleaseFields { verified_with, note } = parse_release(&body).map_err(Problem::validation)?;
+    let ReleaseFields { verified_with, documents_checked, note } = parse_release(&body).map_err(Problem::validation)?;
     let claim = claim_for(&state, &caller.token.id, key, &format!("POST /v1/suspensions/{id}/release"), &body);
     let release = Release {
         suspension_id: id,
         clerk_token_id: caller.token.id.clone(),
         verified_with,
+        documents_checked,
         note,
         at: state.clock.now(),
         idempotency: claim,
