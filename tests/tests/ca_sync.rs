@@ -12,21 +12,13 @@ use std::time::Duration;
 use hotline_ca::{CaStats, Faults, TrustedIssuer};
 use hotline_store::Store;
 use hotline_testkit::{Backend, CaSimServer, Registry, TestApp, both_backends};
-use hotline_worker::{Backoff, ReconcileError, TrustStore, Worker, WorkerMetrics, WorkerSettings};
+use hotline_worker::{ReconcileError, TrustStore, Worker, WorkerMetrics, WorkerSettings};
 use prometheus_client::registry::Registry as Prometheus;
 use reqwest::StatusCode;
 use sqlx::Row;
 
 fn settings() -> WorkerSettings {
-    WorkerSettings {
-        batch: 32,
-        concurrency: 8,
-        lease: Duration::from_secs(10),
-        poll: Duration::from_millis(20),
-        max_attempts: 50,
-        backoff: Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(100) },
-        reconcile_interval: Duration::from_secs(3600),
-    }
+    hotline_testkit::quick_worker_settings()
 }
 
 fn worker_with(store: &Store, ca: &CaSimServer, settings: WorkerSettings) -> (Worker, Arc<WorkerMetrics>) {

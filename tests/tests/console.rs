@@ -12,7 +12,7 @@ use std::time::Duration;
 use hotline_core::IndividualNumber;
 use hotline_store::synthetic::SampleHolder;
 use hotline_testkit::{Backend, Browser, CaSimServer, TcpProxy, TestApp, TestOptions, night_instant};
-use hotline_worker::{Backoff, TrustStore, Worker, WorkerMetrics, WorkerSettings};
+use hotline_worker::{TrustStore, Worker, WorkerMetrics};
 use prometheus_client::registry::Registry as Prometheus;
 use reqwest::StatusCode;
 
@@ -37,15 +37,7 @@ async fn rig() -> Rig {
     let ca = CaSimServer::start();
     let app =
         TestApp::spawn_with(Backend::Postgres, TestOptions { ca_url: Some(ca.url()), ..TestOptions::default() }).await;
-    let settings = WorkerSettings {
-        batch: 32,
-        concurrency: 8,
-        lease: Duration::from_secs(10),
-        poll: Duration::from_millis(20),
-        max_attempts: 50,
-        backoff: Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(100) },
-        reconcile_interval: Duration::from_secs(3600),
-    };
+    let settings = hotline_testkit::quick_worker_settings();
     let metrics = Arc::new(WorkerMetrics::new(&mut Prometheus::default()));
     let worker = Worker::new(app.store.clone(), ca.client(), settings, metrics, TrustStore::default());
     let worker = tokio::spawn(async move {

@@ -101,3 +101,20 @@ impl Drop for CaSimServer {
         self.kill();
     }
 }
+
+/// Worker settings for tests: small batches, quick polls and retries, and no
+/// reconciliation within a test's lifetime unless a test asks for one.
+pub fn quick_worker_settings() -> hotline_worker::WorkerSettings {
+    hotline_worker::WorkerSettings {
+        batch: 32,
+        concurrency: 8,
+        lease: std::time::Duration::from_secs(10),
+        poll: std::time::Duration::from_millis(20),
+        max_attempts: 50,
+        backoff: hotline_worker::Backoff {
+            base: std::time::Duration::from_millis(10),
+            cap: std::time::Duration::from_millis(100),
+        },
+        reconcile_interval: std::time::Duration::from_secs(3600),
+    }
+}

@@ -16,7 +16,7 @@ mod registry;
 
 pub use app::{TestApp, TestCache, TestOptions, day_instant, jst, night_instant};
 pub use browser::Browser;
-pub use ca::{CaSimServer, workspace_binary};
+pub use ca::{CaSimServer, quick_worker_settings, workspace_binary};
 pub use db::{TestDb, pg_admin_url};
 pub use faults::{PostgresServer, RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;

@@ -61,6 +61,7 @@ async function useLanguage(language) {
   catalogue = await response.json();
   localStorage.setItem(LANGUAGE_KEY, language);
   document.documentElement.lang = language;
+  document.title = t("title");
   $("ui-language").value = language;
   for (const element of document.querySelectorAll("[data-i18n]")) {
     element.textContent = t(element.dataset.i18n);
@@ -401,7 +402,7 @@ async function send(request) {
       $("retry").focus();
     } else {
       pending = null;
-      say("suspend-message", data?.title ?? String(status), "error");
+      say("suspend-message", refusal(data, status), "error");
     }
   } catch {
     say("suspend-message", t("failed_network"), "error");
@@ -411,6 +412,15 @@ async function send(request) {
     button.disabled = false;
     button.textContent = t("suspend");
   }
+}
+
+// A refusal in the console's language, from the problem's stable code (the service's own title is English).
+function refusal(problem, status) {
+  const code = problem?.code ?? String(status);
+  if (code === "validation_failed") {
+    return t("problem_validation_failed", { fields: (problem.errors ?? []).map((e) => e.field).join(", ") });
+  }
+  return catalogue[`problem_${code}`] ? t(`problem_${code}`) : t("problem_other", { code });
 }
 
 function certificateLine(certificate) {
