@@ -6,7 +6,9 @@
 //! After each rebuild an API instance with a near-cache starts: the time
 //! until it serves from its near-cache, its resident memory (the growth
 //! between sizes over the entries added is the memory per entry, free of
-//! the process's own footprint), and status latency at that size.
+//! the process's own footprint), and status latency at that size, in JSON
+//! and in OCSP (POST with a nonce: looked up through the tiers and signed
+//! for each request; the instance's responder is certified by a ca-sim).
 //!
 //! The certificates are marked not good with SQL rather than API calls: the
 //! subject here is the rebuild, and the snapshot reads the certificates
@@ -31,6 +33,41 @@ pub struct Args {
     /// Certificates not good at each rebuild, ascending.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     held: Vec<usize>,
+    /// The ca-sim binary (the CA that certifies the instances' OCSP responders).
+    #[arg(long, default_value = "target/release/ca-sim")]
+    ca_sim: String,
+}
+
+/// The CA and its issuers, as the OCSP probe needs them.
+struct Ca {
+    url: String,
+    issuers: Vec<hotline_ocsp::KnownIssuer>,
+    _process: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_ca(args: &Args) -> anyhow::Result<Ca> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let process = Command::new(&args.ca_sim)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(dir.path())
+        .env("CA_SIM_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("could not start {}", args.ca_sim))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    crate::common::wait_ready(&client, &format!("{url}/health")).await?;
+    let mut issuers = Vec::new();
+    for id in ["jpki-sign", "jpki-auth"] {
+        let pem = client.get(format!("{url}/v1/issuers/{id}/ca.pem")).send().await?.text().await?;
+        let der = hotline_ocsp::pem_contents(pem.as_bytes()).context("the CA's ca.pem is not PEM")?;
+        issuers.push(hotline_ocsp::KnownIssuer::from_der(hotline_core::IssuerId::parse(id)?, der)?);
+    }
+    Ok(Ca { url, issuers, _process: process, _dir: dir })
 }
 
 async fn redis_used_memory(port: u16) -> anyhow::Result<u64> {
@@ -71,13 +108,15 @@ struct Near {
     resident: f64,
     /// `GET /v1/status` latencies, sorted.
     latencies: Vec<Duration>,
+    /// `POST /ocsp` latencies (a nonce each), sorted.
+    ocsp: Vec<Duration>,
 }
 
 /// Requests of the status probe, from this many concurrent clients.
 const PROBES: usize = 20_000;
 const PROBE_CLIENTS: usize = 16;
 
-async fn rebuild(args: &Args, db: &str, port: u16, held: usize, token: &str) -> anyhow::Result<Rebuilt> {
+async fn rebuild(args: &Args, db: &str, port: u16, held: usize, token: &str, ca: &Ca) -> anyhow::Result<Rebuilt> {
     let flushed = Command::new("redis-cli").args(["-p", &port.to_string(), "FLUSHALL"]).output().await?;
     if !flushed.status.success() {
         bail!("redis-cli FLUSHALL failed");
@@ -108,16 +147,82 @@ async fn rebuild(args: &Args, db: &str, port: u16, held: usize, token: &str) -> 
         bail!("hotline cache rebuild failed");
     }
     let after = redis_used_memory(port).await?;
-    let near = near_cache(args, db, port, token).await?;
+    let near = near_cache(args, db, port, token, ca).await?;
     Ok(Rebuilt { held, seconds, peak_mb: peak as f64 / 1024.0, redis_bytes: (after - before) as f64, near })
 }
 
 /// Half the probe's certificates are not good (found in the near-cache), half good (absent from it).
-async fn probe_paths(db: &str) -> anyhow::Result<Vec<String>> {
+async fn probe_pairs(db: &str) -> anyhow::Result<Vec<(String, String)>> {
     let sql = "(SELECT issuer, serial FROM certificates WHERE status <> 'good' ORDER BY random() LIMIT 500)
                UNION ALL (SELECT issuer, serial FROM certificates WHERE status = 'good' ORDER BY random() LIMIT 500)";
     let rows = scalar(db, sql).await?;
-    Ok(rows.lines().filter_map(|l| l.split_once('|')).map(|(i, s)| format!("/v1/status/{i}/{s}")).collect())
+    Ok(rows.lines().filter_map(|l| l.split_once('|')).map(|(i, s)| (i.to_owned(), s.to_owned())).collect())
+}
+
+/// OCSP requests for the same pairs, each with a nonce of its own, so each is looked up and signed.
+fn ocsp_bodies(ca: &Ca, pairs: &[(String, String)]) -> anyhow::Result<Vec<Vec<u8>>> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (issuer, serial))| {
+            let known =
+                ca.issuers.iter().find(|i| i.id.as_str() == issuer).context("an issuer the CA does not serve")?;
+            let nonce = (n as u64 + 1).to_be_bytes();
+            Ok(known.request(&hex::decode(serial)?, Some(&nonce))?)
+        })
+        .collect()
+}
+
+/// POSTs each OCSP request from `PROBE_CLIENTS` clients; every answer must be good or revoked.
+async fn probe_ocsp(base: &str, token: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Vec<Duration>> {
+    let client = reqwest::Client::new();
+    // The responder is certified just after start: wait until it answers for real.
+    for _ in 0..100 {
+        let der = client
+            .post(format!("{base}/ocsp"))
+            .bearer_auth(token)
+            .header("content-type", "application/ocsp-request")
+            .body(bodies[0].clone())
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        if hotline_ocsp::read_statuses(&der).is_some_and(|s| s.len() == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut clients = Vec::new();
+    for c in 0..PROBE_CLIENTS {
+        let (client, base, token, bodies) = (client.clone(), base.to_owned(), token.to_owned(), bodies.to_vec());
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(PROBES / PROBE_CLIENTS);
+            for i in 0..PROBES / PROBE_CLIENTS {
+                let body = &bodies[(c * 7919 + i) % bodies.len()];
+                let started = Instant::now();
+                let der = client
+                    .post(format!("{base}/ocsp"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/ocsp-request")
+                    .body(body.clone())
+                    .send()
+                    .await?
+                    .bytes()
+                    .await?;
+                latencies.push(started.elapsed());
+                if hotline_ocsp::read_statuses(&der).is_none_or(|s| s.len() != 1) {
+                    bail!("an OCSP answer that is neither good nor revoked");
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::with_capacity(PROBES);
+    for c in clients {
+        all.extend(c.await??);
+    }
+    all.sort();
+    Ok(all)
 }
 
 async fn probe(base: &str, token: &str, paths: &[String]) -> anyhow::Result<Vec<Duration>> {
@@ -149,7 +254,7 @@ async fn probe(base: &str, token: &str, paths: &[String]) -> anyhow::Result<Vec<
 }
 
 /// Starts `hotline api` with a near-cache over the rebuilt Redis, waits until it serves from it, and probes it.
-async fn near_cache(args: &Args, db: &str, port: u16, token: &str) -> anyhow::Result<Near> {
+async fn near_cache(args: &Args, db: &str, port: u16, token: &str, ca: &Ca) -> anyhow::Result<Near> {
     let listen = format!("127.0.0.1:{}", free_port()?);
     let started = Instant::now();
     let mut child = crate::common::hotline_command(&args.target.hotline)
@@ -158,6 +263,7 @@ async fn near_cache(args: &Args, db: &str, port: u16, token: &str) -> anyhow::Re
         .env("HOTLINE_PII_KEY", KEY)
         .env("HOTLINE_REDIS_URL", format!("redis://127.0.0.1:{port}"))
         .env("HOTLINE_NEAR_CACHE", "true")
+        .env("HOTLINE_CA_URL", &ca.url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -170,9 +276,12 @@ async fn near_cache(args: &Args, db: &str, port: u16, token: &str) -> anyhow::Re
             let resident = (proc_kb(pid, "VmRSS").unwrap_or(0) * 1024) as f64;
             // Keep reading its log so the instance never blocks on a full pipe.
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            let latencies = probe(&format!("http://{listen}"), token, &probe_paths(db).await?).await?;
+            let pairs = probe_pairs(db).await?;
+            let paths: Vec<String> = pairs.iter().map(|(i, s)| format!("/v1/status/{i}/{s}")).collect();
+            let latencies = probe(&format!("http://{listen}"), token, &paths).await?;
+            let ocsp = probe_ocsp(&format!("http://{listen}"), token, &ocsp_bodies(ca, &pairs)?).await?;
             child.kill().await?;
-            return Ok(Near { serving, resident, latencies });
+            return Ok(Near { serving, resident, latencies, ocsp });
         }
     }
     bail!("hotline api ended before its near-cache was filled")
@@ -189,6 +298,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let token = crate::common::token(&args.target.hotline, &db, "validator").await?;
     let port = free_port()?;
     let _redis = redis_server(port)?;
+    let ca = start_ca(&args).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut results = Vec::new();
@@ -209,7 +319,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             marked = held;
         }
         eprintln!("rebuilding {held}…");
-        results.push(rebuild(&args, &db, port, held, &token).await?);
+        results.push(rebuild(&args, &db, port, held, &token, &ca).await?);
     }
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_rebuild WITH (FORCE)").await?;
 
@@ -238,18 +348,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("time per entry at {} over at {}: {:.2}", last.held, first.held, per(last) / per(first));
     }
     println!();
-    println!("| not good | an API instance serving from its near-cache after | resident | status p50 | p99 | max |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| not good | an API instance serving from its near-cache after | resident | status p50 | p99 | max | OCSP p50 | p99 | max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let ms = |l: &[Duration], p: f64| crate::common::ms(crate::common::percentile(l, p));
     for r in &results {
-        let l = &r.near.latencies;
+        let (l, o) = (&r.near.latencies, &r.near.ocsp);
         println!(
-            "| {} | {:.1} s | {:.0} MB | {} | {} | {} |",
+            "| {} | {:.1} s | {:.0} MB | {} | {} | {} | {} | {} | {} |",
             r.held,
             r.near.serving,
             r.near.resident / 1e6,
-            crate::common::ms(crate::common::percentile(l, 0.50)),
-            crate::common::ms(crate::common::percentile(l, 0.99)),
-            crate::common::ms(l.last().copied().unwrap_or_default())
+            ms(l, 0.50),
+            ms(l, 0.99),
+            ms(l, 1.0),
+            ms(o, 0.50),
+            ms(o, 0.99),
+            ms(o, 1.0),
+        );
+    }
+    if let (Some(first), Some(last)) = (results.first(), results.last()) {
+        let p99 = |l: &[Duration]| crate::common::percentile(l, 0.99).as_secs_f64();
+        println!(
+            "p99 at {} over at {}: status {:.2}, OCSP {:.2}",
+            last.held,
+            first.held,
+            p99(&last.near.latencies) / p99(&first.near.latencies),
+            p99(&last.near.ocsp) / p99(&first.near.ocsp)
         );
     }
     if let (Some(first), Some(last)) = (results.first(), results.last()) {
@@ -261,6 +387,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             grew / (last.held - first.held).max(1) as f64
         );
     }
-    println!("(status probe: {PROBES} GET /v1/status from {PROBE_CLIENTS} clients, half not good, half good)");
+    println!(
+        "(probes: {PROBES} GET /v1/status and {PROBES} POST /ocsp with a nonce, from {PROBE_CLIENTS} clients, half not good, half good)"
+    );
     Ok(())
 }
