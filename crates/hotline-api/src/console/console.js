@@ -20,6 +20,9 @@ let rulesReadAt = 0;
 let holder = null;
 let callNonce = "";
 let pending = null;
+// When the person last pressed a key or clicked: past the idle timeout the
+// page asks the service whether the session still stands, and signs out if not.
+let lastActivity = performance.now();
 // This session's calls, for call-backs: kept in the tab's sessionStorage
 // (references and states only, never the number) so a reload keeps them.
 const CALLS_KEY = "hotline.console.calls";
@@ -603,6 +606,15 @@ async function start() {
   $("new-call").addEventListener("click", newCall);
   $("find-form").addEventListener("submit", find);
   $("release-form").addEventListener("submit", release);
+  for (const event of ["keydown", "pointerdown"]) {
+    document.addEventListener(event, () => (lastActivity = performance.now()), { capture: true });
+  }
+  setInterval(async () => {
+    if (person && performance.now() - lastActivity > person.idle_timeout_s * 1000) {
+      const { data } = await api("GET", "/console/session");
+      if (!data?.signed_in) signedOut(true);
+    }
+  }, 10000);
   setInterval(() => {
     renderLine();
     // Past the next change, the rules are read again (the server's clock decides).
