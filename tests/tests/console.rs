@@ -251,9 +251,17 @@ async fn a_request_cut_off_is_retried_with_the_same_key_and_suspends_once() {
     identify_by_keyboard(&browser, "call-cut-1", &holder.individual_number.expose_digits(), &birth(&holder)).await;
     browser.wait_for("#identify-message", |t| t == "Holder found.").await;
     to_suspend_button(&browser).await;
-    proxy.cut();
+    // The service hangs: while the request is in flight the button says so and takes no second press.
+    proxy.stall();
     browser.enter().await;
+    browser.wait_for("#suspend", |t| t == "Suspending…").await;
+    assert_eq!(browser.eval("return document.getElementById('suspend').disabled;").await, true);
+    browser.shot("in-flight").await;
+    // Then the connection is cut, unanswered, and no new one gets through.
+    proxy.cut();
+    proxy.unstall();
     browser.wait_for("#suspend-message", |t| t.starts_with("The request did not get an answer")).await;
+    assert_eq!(browser.text("#suspend").await.as_deref(), Some("Suspend"));
     assert!(browser.visible("#retry").await);
     assert_eq!(browser.focused().await, "retry");
     browser.shot("cut-off").await;

@@ -130,6 +130,11 @@ impl TcpProxy {
         self.stalled.store(true, Ordering::SeqCst);
     }
 
+    /// Lets stalled connections go (they close, unanswered, if the proxy is cut) without mending a cut.
+    pub fn unstall(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
         self.cut_now.notify_waiters();
