@@ -44,27 +44,8 @@ pub struct Args {
     worker_concurrency: usize,
 }
 
-struct Ca {
-    child: Child,
-    url: String,
-    _data: tempfile::TempDir,
-}
-
-async fn start_ca(args: &Args) -> anyhow::Result<Ca> {
-    let port = free_port()?;
-    let data = tempfile::tempdir()?;
-    let child = Command::new(&args.ca_sim)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--latency-ms", &args.ca_latency_ms.to_string()])
-        .arg("--data")
-        .arg(data.path())
-        .env("CA_SIM_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("could not start {}", args.ca_sim))?;
-    let url = format!("http://127.0.0.1:{port}");
-    common::wait_ready(&reqwest::Client::new(), &format!("{url}/health")).await?;
-    Ok(Ca { child, url, _data: data })
+async fn start_ca(args: &Args) -> anyhow::Result<common::CaSim> {
+    common::ca_sim(&args.ca_sim, &["--latency-ms", &args.ca_latency_ms.to_string()]).await
 }
 
 fn spawn_hotline(args: &Args, db: &str, ca: &str, cli: &[&str]) -> anyhow::Result<Child> {

@@ -148,3 +148,36 @@ pub fn redis_server(port: u16) -> std::io::Result<tokio::process::Child> {
         .kill_on_drop(true)
         .spawn()
 }
+
+/// A ca-sim on a free loopback port with a data directory of its own, answering.
+pub struct CaSim {
+    pub child: tokio::process::Child,
+    pub url: String,
+    _data: tempfile::TempDir,
+}
+
+/// Starts the ca-sim binary `bin` with `flags` (faults, latency) and waits until it answers.
+pub async fn ca_sim(bin: &str, flags: &[&str]) -> anyhow::Result<CaSim> {
+    let port = free_port()?;
+    let data = tempfile::tempdir()?;
+    let child = Command::new(bin)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(flags)
+        .arg("--data")
+        .arg(data.path())
+        .env("CA_SIM_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("could not start {bin}"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&reqwest::Client::new(), &format!("{url}/health")).await?;
+    Ok(CaSim { child, url, _data: data })
+}
+
+/// An issuer as the CA publishes it (its `ca.pem`), for building OCSP requests.
+pub async fn known_issuer(client: &reqwest::Client, ca: &str, id: &str) -> anyhow::Result<hotline_ocsp::KnownIssuer> {
+    let pem = client.get(format!("{ca}/v1/issuers/{id}/ca.pem")).send().await?.text().await?;
+    let der = hotline_ocsp::pem_contents(pem.as_bytes()).context("the CA's ca.pem is not PEM")?;
+    Ok(hotline_ocsp::KnownIssuer::from_der(hotline_core::IssuerId::parse(id)?, der)?)
+}

@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use base64::Engine;
-use hotline_core::IssuerId;
 use hotline_ocsp::{Known, KnownIssuer};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::common::{
-    KEY, Target, free_port, fresh_database, has_phone, hotline, hotline_command, ms, print_latency_rows, redis_server,
-    report, token, wait_ready,
+    KEY, Target, free_port, fresh_database, has_phone, hotline, hotline_command, known_issuer, ms, print_latency_rows,
+    redis_server, report, token, wait_ready,
 };
 use crate::harness::{Nginx, OpenLoop, median, open_loop, wrk};
 
@@ -70,25 +69,6 @@ fn api(args: &Args, db: &str, redis: &str, ca: &str, port: u16) -> anyhow::Resul
         .spawn()?)
 }
 
-fn ca_sim(args: &Args, data: &std::path::Path, port: u16) -> anyhow::Result<Child> {
-    Command::new(&args.ca_sim)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data")
-        .arg(data)
-        .env("CA_SIM_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("could not start {}", args.ca_sim))
-}
-
-/// An issuer as the CA publishes it.
-async fn issuer(client: &reqwest::Client, ca: &str, id: &str) -> anyhow::Result<KnownIssuer> {
-    let pem = client.get(format!("{ca}/v1/issuers/{id}/ca.pem")).send().await?.text().await?;
-    let der = hotline_ocsp::pem_contents(pem.as_bytes()).context("the CA's ca.pem is not PEM")?;
-    Ok(KnownIssuer::from_der(IssuerId::parse(id)?, der)?)
-}
-
 /// A certificate from the sample file: its issuer and serial bytes.
 fn serial(c: &Value) -> anyhow::Result<(String, Vec<u8>)> {
     let issuer = c["issuer"].as_str().context("no issuer")?.to_owned();
@@ -122,11 +102,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let redis_port = free_port()?;
     let _redis = redis_server(redis_port)?;
     let redis = format!("redis://127.0.0.1:{redis_port}");
-    let ca_port = free_port()?;
-    let _ca = ca_sim(&args, &dir.join("ca-sim"), ca_port)?;
-    let ca = format!("http://127.0.0.1:{ca_port}");
+    let ca_sim = crate::common::ca_sim(&args.ca_sim, &[]).await?;
+    let ca = ca_sim.url.clone();
     let client = reqwest::Client::new();
-    wait_ready(&client, &format!("{ca}/health")).await?;
 
     let samples = dir.join("samples.json");
     hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;
@@ -155,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if statuses.keys().any(|s| *s != 201) {
         bail!("suspensions failed: {statuses:?}");
     }
-    let issuers = [issuer(&client, &ca, "jpki-sign").await?, issuer(&client, &ca, "jpki-auth").await?];
+    let issuers = [known_issuer(&client, &ca, "jpki-sign").await?, known_issuer(&client, &ca, "jpki-auth").await?];
     let of = |name: &str| issuers.iter().find(|i| i.id.as_str() == name);
     // Every certificate of the held phones and of as many good cards, alternating.
     let held_certs =

@@ -40,34 +40,18 @@ pub struct Args {
 
 /// The CA and its issuers, as the OCSP probe needs them.
 struct Ca {
-    url: String,
+    sim: crate::common::CaSim,
     issuers: Vec<hotline_ocsp::KnownIssuer>,
-    _process: tokio::process::Child,
-    _dir: tempfile::TempDir,
 }
 
 async fn start_ca(args: &Args) -> anyhow::Result<Ca> {
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let process = Command::new(&args.ca_sim)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data")
-        .arg(dir.path())
-        .env("CA_SIM_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("could not start {}", args.ca_sim))?;
-    let url = format!("http://127.0.0.1:{port}");
+    let sim = crate::common::ca_sim(&args.ca_sim, &[]).await?;
     let client = reqwest::Client::new();
-    crate::common::wait_ready(&client, &format!("{url}/health")).await?;
     let mut issuers = Vec::new();
     for id in ["jpki-sign", "jpki-auth"] {
-        let pem = client.get(format!("{url}/v1/issuers/{id}/ca.pem")).send().await?.text().await?;
-        let der = hotline_ocsp::pem_contents(pem.as_bytes()).context("the CA's ca.pem is not PEM")?;
-        issuers.push(hotline_ocsp::KnownIssuer::from_der(hotline_core::IssuerId::parse(id)?, der)?);
+        issuers.push(crate::common::known_issuer(&client, &sim.url, id).await?);
     }
-    Ok(Ca { url, issuers, _process: process, _dir: dir })
+    Ok(Ca { sim, issuers })
 }
 
 async fn redis_used_memory(port: u16) -> anyhow::Result<u64> {
@@ -173,46 +157,23 @@ fn ocsp_bodies(ca: &Ca, pairs: &[(String, String)]) -> anyhow::Result<Vec<Vec<u8
         .collect()
 }
 
-/// POSTs each OCSP request from `PROBE_CLIENTS` clients; every answer must be good or revoked.
-async fn probe_ocsp(base: &str, token: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Vec<Duration>> {
+/// Times `PROBES` requests sent from `PROBE_CLIENTS` clients at once;
+/// `ask(client, n)` sends the n-th and fails on an answer that is not right.
+async fn timed<F, Fut>(ask: F) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let client = reqwest::Client::new();
-    // The responder is certified just after start: wait until it answers for real.
-    for _ in 0..100 {
-        let der = client
-            .post(format!("{base}/ocsp"))
-            .bearer_auth(token)
-            .header("content-type", "application/ocsp-request")
-            .body(bodies[0].clone())
-            .send()
-            .await?
-            .bytes()
-            .await?;
-        if hotline_ocsp::read_statuses(&der).is_some_and(|s| s.len() == 1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let mut clients = Vec::new();
     for c in 0..PROBE_CLIENTS {
-        let (client, base, token, bodies) = (client.clone(), base.to_owned(), token.to_owned(), bodies.to_vec());
+        let (client, ask) = (client.clone(), ask.clone());
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(PROBES / PROBE_CLIENTS);
             for i in 0..PROBES / PROBE_CLIENTS {
-                let body = &bodies[(c * 7919 + i) % bodies.len()];
                 let started = Instant::now();
-                let der = client
-                    .post(format!("{base}/ocsp"))
-                    .bearer_auth(&token)
-                    .header("content-type", "application/ocsp-request")
-                    .body(body.clone())
-                    .send()
-                    .await?
-                    .bytes()
-                    .await?;
+                ask(client.clone(), c * 7919 + i).await?;
                 latencies.push(started.elapsed());
-                if hotline_ocsp::read_statuses(&der).is_none_or(|s| s.len() != 1) {
-                    bail!("an OCSP answer that is neither good nor revoked");
-                }
             }
             anyhow::Ok(latencies)
         }));
@@ -225,32 +186,59 @@ async fn probe_ocsp(base: &str, token: &str, bodies: &[Vec<u8>]) -> anyhow::Resu
     Ok(all)
 }
 
-async fn probe(base: &str, token: &str, paths: &[String]) -> anyhow::Result<Vec<Duration>> {
+/// One OCSP POST; its answer, if it is a single good or revoked status.
+async fn ask_ocsp(client: &reqwest::Client, base: &str, token: &str, body: &[u8]) -> anyhow::Result<bool> {
+    let der = client
+        .post(format!("{base}/ocsp"))
+        .bearer_auth(token)
+        .header("content-type", "application/ocsp-request")
+        .body(body.to_vec())
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    Ok(hotline_ocsp::read_statuses(&der).is_some_and(|s| s.len() == 1))
+}
+
+/// POSTs each OCSP request; every answer must be good or revoked.
+async fn probe_ocsp(base: &str, token: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Vec<Duration>> {
+    // The responder is certified just after start: wait until it answers for real.
     let client = reqwest::Client::new();
-    let mut clients = Vec::new();
-    for c in 0..PROBE_CLIENTS {
-        let (client, base, token, paths) = (client.clone(), base.to_owned(), token.to_owned(), paths.to_vec());
-        clients.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(PROBES / PROBE_CLIENTS);
-            for i in 0..PROBES / PROBE_CLIENTS {
-                let path = &paths[(c * 7919 + i) % paths.len()];
-                let started = Instant::now();
-                let answer = client.get(format!("{base}{path}")).bearer_auth(&token).send().await?;
-                if !answer.status().is_success() {
-                    bail!("{path}: {}", answer.status());
-                }
-                answer.bytes().await?;
-                latencies.push(started.elapsed());
+    for _ in 0..100 {
+        if ask_ocsp(&client, base, token, &bodies[0]).await? {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (base, token, bodies) = (base.to_owned(), token.to_owned(), std::sync::Arc::new(bodies.to_vec()));
+    timed(move |client, n| {
+        let (base, token, bodies) = (base.clone(), token.clone(), bodies.clone());
+        async move {
+            if !ask_ocsp(&client, &base, &token, &bodies[n % bodies.len()]).await? {
+                bail!("an OCSP answer that is neither good nor revoked");
             }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut all = Vec::with_capacity(PROBES);
-    for c in clients {
-        all.extend(c.await??);
-    }
-    all.sort();
-    Ok(all)
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// GETs each status path; every answer must be a success.
+async fn probe(base: &str, token: &str, paths: &[String]) -> anyhow::Result<Vec<Duration>> {
+    let (base, token, paths) = (base.to_owned(), token.to_owned(), std::sync::Arc::new(paths.to_vec()));
+    timed(move |client, n| {
+        let (base, token, paths) = (base.clone(), token.clone(), paths.clone());
+        async move {
+            let path = &paths[n % paths.len()];
+            let answer = client.get(format!("{base}{path}")).bearer_auth(&token).send().await?;
+            if !answer.status().is_success() {
+                bail!("{path}: {}", answer.status());
+            }
+            answer.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Starts `hotline api` with a near-cache over the rebuilt Redis, waits until it serves from it, and probes it.
@@ -263,7 +251,7 @@ async fn near_cache(args: &Args, db: &str, port: u16, token: &str, ca: &Ca) -> a
         .env("HOTLINE_PII_KEY", KEY)
         .env("HOTLINE_REDIS_URL", format!("redis://127.0.0.1:{port}"))
         .env("HOTLINE_NEAR_CACHE", "true")
-        .env("HOTLINE_CA_URL", &ca.url)
+        .env("HOTLINE_CA_URL", &ca.sim.url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

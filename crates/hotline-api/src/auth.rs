@@ -62,10 +62,7 @@ impl<R: Roles> FromRequestParts<AppState> for Authorized<R> {
                 .tokens
                 .find(&state.store, secret)
                 .await
-                .map_err(|e| {
-                    tracing::warn!(error = format!("{:#}", e.0), "token look-up failed");
-                    auth_unavailable()
-                })?
+                .map_err(|e| auth_outage(e.0))?
                 .ok_or_else(Problem::unauthorized)?,
             None => Arc::new(session_token(parts, state).await?),
         };
@@ -91,21 +88,26 @@ fn auth_unavailable() -> Problem {
         .detail("Retry shortly.")
 }
 
+/// A token or session store that could not be asked: logged, and `503 auth_unavailable`.
+pub(crate) fn auth_outage(e: anyhow::Error) -> Problem {
+    tracing::warn!(error = format!("{e:#}"), "token or session look-up failed");
+    auth_unavailable()
+}
+
 /// The token behind the request's console session, its idle clock moved on.
 async fn session_token(parts: &Parts, state: &AppState) -> Result<TokenRecord, Problem> {
-    let secret = session_secret(&parts.headers).ok_or_else(Problem::unauthorized)?;
+    session_secret(&parts.headers).ok_or_else(Problem::unauthorized)?;
     if !parts.method.is_safe() && !from_console(&parts.headers) {
         return Err(console_header_required());
     }
-    state
-        .store
-        .use_session(secret, state.clock.now(), state.console.idle_chrono())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = format!("{e:#}"), "session look-up failed");
-            auth_unavailable()
-        })?
-        .ok_or_else(session_ended)
+    live_session(&parts.headers, state).await?.ok_or_else(session_ended)
+}
+
+/// The token behind the console session the request's cookie names, if that
+/// session is live; using it moves its idle clock on.
+pub(crate) async fn live_session(headers: &HeaderMap, state: &AppState) -> Result<Option<TokenRecord>, Problem> {
+    let Some(secret) = session_secret(headers) else { return Ok(None) };
+    state.store.use_session(secret, state.clock.now(), state.console.idle_chrono()).await.map_err(auth_outage)
 }
 
 /// The console session's secret from the `Cookie` header, if there is one.

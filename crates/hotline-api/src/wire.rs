@@ -263,11 +263,10 @@ impl IdentifyAnswer {
                 .smartphones
                 .iter()
                 .map(|p| {
-                    let tail: String =
-                        p.device_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                    let last_four = p.device_id.char_indices().rev().nth(3).map_or(0, |(at, _)| at);
                     IdentifiedSmartphoneOut {
                         device_id: p.device_id.clone(),
-                        label: format!("…{tail}"),
+                        label: format!("…{}", &p.device_id[last_four..]),
                         held: p.held,
                         held_by: p.held_by.clone(),
                     }

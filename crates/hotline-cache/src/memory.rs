@@ -30,22 +30,12 @@ impl SerialKey {
     fn of(serial: &Serial) -> Self {
         let hex = serial.as_str().as_bytes();
         let mut key = [0u8; Serial::MAX_BYTES + 1];
-        // A `Serial` is 2 to 40 hex digits, an even number: `len` is 1 to 20.
-        key[0] = (hex.len() / 2) as u8;
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            key[i + 1] = (nibble(pair[0]) << 4) | nibble(pair[1]);
-        }
+        // A `Serial` is 2 to 40 hex digits, an even number: `len` is 1 to 20,
+        // and the digits always decode.
+        let len = hex.len() / 2;
+        key[0] = len as u8;
+        let _ = hex::decode_to_slice(hex, &mut key[1..=len]);
         Self(key)
-    }
-}
-
-fn nibble(hex: u8) -> u8 {
-    match hex {
-        b'0'..=b'9' => hex - b'0',
-        b'a'..=b'f' => hex - b'a' + 10,
-        b'A'..=b'F' => hex - b'A' + 10,
-        // A `Serial` holds hex digits only.
-        _ => 0,
     }
 }
 

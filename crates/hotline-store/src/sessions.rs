@@ -8,8 +8,8 @@
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 
-use crate::rows::{text, word};
-use crate::tokens::hash_secret;
+use crate::rows::text;
+use crate::tokens::{hash_secret, token_record};
 use crate::{Store, TokenRecord, format_instant};
 
 /// A session secret as the cookie carries it: 256 random bits, `hs_` and hex.
@@ -62,9 +62,7 @@ impl Store {
             .bind(&token_id)
             .fetch_optional(self.pool())
             .await?;
-        token
-            .map(|r| Ok(TokenRecord { id: text(&r, "id")?, name: text(&r, "name")?, role: word(&r, "role")? }))
-            .transpose()
+        token.as_ref().map(token_record).transpose()
     }
 
     /// Signs a session out, on every instance at once; whether it was live.

@@ -16,6 +16,11 @@ pub struct TokenRecord {
     pub role: Role,
 }
 
+/// A token from a row with its `id`, `name` and `role`.
+pub(crate) fn token_record(row: &sqlx::any::AnyRow) -> anyhow::Result<TokenRecord> {
+    Ok(TokenRecord { id: text(row, "id")?, name: text(row, "name")?, role: word(row, "role")? })
+}
+
 /// The SHA-256 of a secret: what identifies a token without keeping its secret.
 pub fn secret_digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -50,8 +55,7 @@ impl Store {
             .bind(hash_secret(secret))
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| Ok(TokenRecord { id: text(&r, "id")?, name: text(&r, "name")?, role: word(&r, "role")? }))
-            .transpose()
+        row.as_ref().map(token_record).transpose()
     }
 
     /// Whether any token exists (the embedded default seeds on first start only).

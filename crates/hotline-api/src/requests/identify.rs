@@ -8,7 +8,7 @@ use hotline_core::{CallId, IndividualNumber};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::suspension::{HolderIn, date_of_birth};
+use super::suspension::{HolderIn, read_holder};
 use crate::fields::{Fields, Reading};
 use crate::problem::FieldError;
 
@@ -46,12 +46,7 @@ pub fn parse_identify(body: &Value, today: NaiveDate) -> Result<Identify, Vec<Fi
 pub(crate) fn read_identify(body: &Value, today: NaiveDate, reading: &mut Reading) -> Option<Identify> {
     Fields::of(body, "", reading).and_then(|mut f| {
         let call_id = f.required("call_id", CallId::parse);
-        let holder = f.object("holder", |mut h| {
-            let number = h.required("individual_number", IndividualNumber::parse);
-            let dob = h.required("date_of_birth", date_of_birth(today));
-            h.refuse_unknown();
-            Some((number?, dob?))
-        });
+        let holder = read_holder(&mut f, today);
         f.refuse_unknown();
         let (individual_number, date_of_birth) = holder?;
         Some(Identify { call_id: call_id?, individual_number, date_of_birth })

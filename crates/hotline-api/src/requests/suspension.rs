@@ -57,7 +57,7 @@ pub struct Report {
 /// Oldest date of birth accepted: nobody alive was born earlier.
 const EARLIEST_BIRTH: (i32, u32, u32) = (1890, 1, 1);
 
-pub(crate) fn date_of_birth(today: NaiveDate) -> impl Fn(&str) -> Result<NaiveDate, String> {
+fn date_of_birth(today: NaiveDate) -> impl Fn(&str) -> Result<NaiveDate, String> {
     move |s: &str| {
         let date =
             NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| "must be a calendar date as YYYY-MM-DD".to_owned())?;
@@ -82,18 +82,23 @@ pub fn parse_report(body: &Value, today: NaiveDate) -> Result<Report, Vec<FieldE
     }
 }
 
+/// The `holder` object: the Individual Number (check digit checked) and the date of birth.
+pub(crate) fn read_holder(f: &mut Fields<'_, '_>, today: NaiveDate) -> Option<(IndividualNumber, NaiveDate)> {
+    f.object("holder", |mut h| {
+        let number = h.required("individual_number", IndividualNumber::parse);
+        let dob = h.required("date_of_birth", date_of_birth(today));
+        h.refuse_unknown();
+        Some((number?, dob?))
+    })
+}
+
 pub(crate) fn read_report(body: &Value, today: NaiveDate, reading: &mut Reading) -> Option<Report> {
     Fields::of(body, "", reading).and_then(|mut f| {
         let call_id = f.required("call_id", CallId::parse);
         let language = f.required("language", word::<Language>);
         let item = f.required("item", word::<Item>);
         let cause = f.required("cause", word::<Cause>);
-        let holder = f.object("holder", |mut h| {
-            let number = h.required("individual_number", IndividualNumber::parse);
-            let dob = h.required("date_of_birth", date_of_birth(today));
-            h.refuse_unknown();
-            Some((number?, dob?))
-        });
+        let holder = read_holder(&mut f, today);
         let device_id = f.optional("device_id", DeviceId::parse);
         let police_report_number = f.optional("police_report_number", short_text(64));
         match (item, &device_id) {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::answer::JsonAnswer;
-use crate::auth::{console_header_required, from_console, session_secret};
+use crate::auth::{auth_outage, console_header_required, from_console, live_session, session_secret};
 use crate::body::JsonBody;
 use crate::fields::{Fields, Reading};
 use crate::path_params::PathParams;
@@ -130,21 +130,10 @@ impl SessionAnswer {
     }
 }
 
-fn outage(e: anyhow::Error) -> Problem {
-    tracing::warn!(error = format!("{e:#}"), "session store unavailable");
-    Problem::outage(crate::problem::Dependency::Database, "auth_unavailable", "Sessions cannot be checked right now")
-        .detail("Retry shortly.")
-}
-
 /// `GET /console/session`: the person signed in, or `signed_in: false` (a
 /// 200 either way, so a page that is not signed in logs no failed request).
 pub async fn current(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    let token = match session_secret(&headers) {
-        Some(secret) => {
-            state.store.use_session(secret, state.clock.now(), state.console.idle_chrono()).await.map_err(outage)?
-        }
-        None => None,
-    };
+    let token = live_session(&headers, &state).await?;
     Ok(guarded(JsonAnswer(SessionAnswer::new(&state, token.as_ref())).into_response()))
 }
 
@@ -170,12 +159,12 @@ pub async fn sign_in(
         Some(s) if reading.is_ok() => s,
         _ => return Err(Problem::validation(reading.errors)),
     };
-    let token = state.store.find_token(&secret).await.map_err(outage)?.ok_or_else(Problem::unauthorized)?;
+    let token = state.store.find_token(&secret).await.map_err(auth_outage)?.ok_or_else(Problem::unauthorized)?;
     if token.role == Role::Validator {
         return Err(Problem::new(StatusCode::FORBIDDEN, "console_not_for_role", "Validators do not use the console")
             .detail("The console is for operators, supervisors and clerks; validators use the status API and OCSP."));
     }
-    let session = state.store.open_session(&token, state.clock.now()).await.map_err(outage)?;
+    let session = state.store.open_session(&token, state.clock.now()).await.map_err(auth_outage)?;
     tracing::info!(token = %token.id, role = %token.role, "console session opened");
     let mut response = JsonAnswer(SessionAnswer::new(&state, Some(&token))).into_response();
     set_cookie(&mut response, &cookie(&state, &session, false));
@@ -188,7 +177,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resu
         return Err(console_header_required());
     }
     if let Some(secret) = session_secret(&headers) {
-        state.store.end_session(secret, state.clock.now()).await.map_err(outage)?;
+        state.store.end_session(secret, state.clock.now()).await.map_err(auth_outage)?;
     }
     let mut response = JsonAnswer(SessionAnswer::new(&state, None)).into_response();
     set_cookie(&mut response, &cookie(&state, "", true));
