@@ -1,16 +1,19 @@
-//! The API as one service: single status queries in their plain form go
-//! straight to their handler; every other request goes through the router.
+//! The API as one service: single status queries and OCSP `GET`s in their
+//! plain form go straight to their handlers; every other request goes
+//! through the router.
 //!
-//! Why: validators' single status queries are most of the traffic, and the
-//! router's part of each (matching the path, percent-decoding both parameters
-//! into four shared strings, the matched-path and parameter extensions, the
-//! boxed route service) was about a fifth of its instructions
-//! (docs/BENCHMARKS.md). Only the form validators send is taken: `GET`, two
-//! non-empty segments of unreserved characters, so the segments are the
-//! parameters as they are. Anything else, a percent-encoded serial or a
-//! trailing slash, takes the router. Both ways end in the same
-//! handler ([`routes::status::single`]), behind the same authentication and
-//! the same request layer (id, span, deadline, metrics).
+//! Why: validators' single status queries and OCSP `GET`s are most of the
+//! traffic, and the router's part of each (matching the path, percent-decoding
+//! the parameters into shared strings, the matched-path and parameter
+//! extensions, the boxed route service) was about a fifth of a status query's
+//! instructions (docs/BENCHMARKS.md). Only the forms validators send are
+//! taken: `GET /v1/status/{issuer}/{serial}` with two non-empty segments of
+//! unreserved characters, and `GET /ocsp/{request}` with the request in
+//! base64 that needs no percent-decoding, so the path holds the parameters as
+//! they are. Anything else, a percent-encoded serial or base64, a trailing
+//! slash, takes the router. Both ways end in the same handlers
+//! ([`routes::status::single`], [`routes::ocsp::answer_get`]), behind the same
+//! authentication and the same request layer (id, span, deadline, metrics).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,17 +32,23 @@ use crate::auth::{Authorized, Validators};
 use crate::request_layer::{Answering, EveryRequest, RequestLayer};
 use crate::routes;
 
-/// The API: the router, and the shortcut for single status queries.
+/// The API: the router, and the shortcuts for single status queries and OCSP `GET`s.
 #[derive(Clone)]
 pub struct Api {
     router: Router,
-    status: EveryRequest<StatusQueries>,
+    status: EveryRequest<Shortcut>,
+    ocsp: EveryRequest<Shortcut>,
 }
 
 impl Api {
-    /// The router, with single status queries served beside it.
-    pub fn with_status_queries(router: Router, state: AppState, every_request: &RequestLayer) -> Self {
-        Self { router, status: every_request.for_route(routes::status::SINGLE, StatusQueries { state }) }
+    /// The router, with single status queries and OCSP `GET`s served beside it.
+    pub fn with_shortcuts(router: Router, state: AppState, every_request: &RequestLayer) -> Self {
+        let shortcut = |route: &str, kind| every_request.for_route(route, Shortcut { state: state.clone(), kind });
+        Self {
+            router,
+            status: shortcut(routes::status::SINGLE, Kind::Status),
+            ocsp: shortcut(routes::ocsp::GET, Kind::OcspGet),
+        }
     }
 }
 
@@ -54,11 +63,16 @@ impl Service<Request> for Api {
     }
 
     fn call(&mut self, request: Request) -> Answer {
-        if request.method() == Method::GET && plain_status_query(request.uri().path()).is_some() {
-            Answer::Shortcut { future: self.status.call(request) }
-        } else {
-            Answer::Routed { future: self.router.call(request) }
+        if request.method() == Method::GET {
+            let path = request.uri().path();
+            if plain_status_query(path).is_some() {
+                return Answer::Shortcut { future: self.status.call(request) };
+            }
+            if plain_ocsp_get(path).is_some() {
+                return Answer::Shortcut { future: self.ocsp.call(request) };
+            }
         }
+        Answer::Routed { future: self.router.call(request) }
     }
 }
 
@@ -71,6 +85,15 @@ fn plain_status_query(path: &str) -> Option<(&str, &str)> {
     let (issuer, serial) = (&rest[..slash], &rest[slash + 1..]);
     let plain = |segment: &str| !segment.is_empty() && segment.bytes().all(|b| UNRESERVED[usize::from(b)]);
     (plain(issuer) && plain(serial)).then_some((issuer, serial))
+}
+
+/// The base64 request of `/ocsp/{request}` written plainly: non-empty and
+/// made only of the characters of either base64 alphabet and its padding,
+/// none of which percent-decoding would change. (`+` in a path is a plus.)
+fn plain_ocsp_get(path: &str) -> Option<&str> {
+    let request = path.strip_prefix("/ocsp/")?;
+    let plain = !request.is_empty() && request.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b));
+    plain.then_some(request)
 }
 
 /// RFC 3986's unreserved characters: letters, digits, `-`, `.`, `_` and `~`.
@@ -87,13 +110,23 @@ const UNRESERVED: [bool; 256] = {
 
 type Boxed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// Single status queries, called only with paths [`plain_status_query`] reads.
-#[derive(Clone)]
-pub struct StatusQueries {
-    state: AppState,
+/// Which shortcut a [`Shortcut`] serves.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Single status queries, called only with paths [`plain_status_query`] reads.
+    Status,
+    /// OCSP `GET`s, called only with paths [`plain_ocsp_get`] reads.
+    OcspGet,
 }
 
-impl Service<Request> for StatusQueries {
+/// A route served without the router.
+#[derive(Clone)]
+pub struct Shortcut {
+    state: AppState,
+    kind: Kind,
+}
+
+impl Service<Request> for Shortcut {
     type Response = Response;
     type Error = Infallible;
     type Future = Boxed;
@@ -103,17 +136,27 @@ impl Service<Request> for StatusQueries {
     }
 
     fn call(&mut self, request: Request) -> Boxed {
-        let state = self.state.clone();
+        let (state, kind) = (self.state.clone(), self.kind);
         Box::pin(async move {
             let (mut parts, _body) = request.into_parts();
-            let answer = async {
-                // Authentication first, as the routed handler's extractors do.
-                Authorized::<Validators>::from_request_parts(&mut parts, &state).await?;
-                let (issuer, serial) = plain_status_query(parts.uri.path())
-                    .ok_or_else(|| anyhow::anyhow!("a status query's path changed on the way to its handler"))?;
-                routes::status::single(&state, issuer, serial).await
-            };
-            Ok(answer.await.into_response())
+            // Authentication first, as the routed handlers' extractors do.
+            let caller = Authorized::<Validators>::from_request_parts(&mut parts, &state).await;
+            let path = parts.uri.path();
+            Ok(match kind {
+                Kind::Status => {
+                    let answer = async {
+                        caller?;
+                        let (issuer, serial) = plain_status_query(path)
+                            .ok_or_else(|| anyhow::anyhow!("a status query's path changed on the way to its handler"))?;
+                        routes::status::single(&state, issuer, serial).await
+                    };
+                    answer.await.into_response()
+                }
+                Kind::OcspGet => {
+                    let encoded = plain_ocsp_get(path).unwrap_or_default();
+                    routes::ocsp::answer_get(&state, &caller, &parts.headers, encoded).await
+                }
+            })
         })
     }
 }
@@ -161,6 +204,15 @@ mod tests {
             "/v1/suspensions/jpki-auth/3f9a",
         ] {
             assert_eq!(plain_status_query(routed), None, "{routed} goes through the router");
+        }
+    }
+
+    #[test]
+    fn only_ocsp_gets_that_need_no_percent_decoding_are_taken() {
+        assert_eq!(plain_ocsp_get("/ocsp/MEIwQDA+MDwwOjAJBgUrDgMCGgUA"), Some("MEIwQDA+MDwwOjAJBgUrDgMCGgUA"));
+        assert_eq!(plain_ocsp_get("/ocsp/ME_w-A/b=="), Some("ME_w-A/b=="));
+        for routed in ["/ocsp", "/ocsp/", "/ocsp/MEIw%2BMDw", "/ocsp/ME w", "/ocspx/MEIw", "/v1/ocsp/MEIw"] {
+            assert_eq!(plain_ocsp_get(routed), None, "{routed} goes through the router");
         }
     }
 }

@@ -119,12 +119,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The whole API, the on-call routes included.
 pub fn app(state: AppState) -> Api {
-    with_status_queries(api_routes().merge(health_routes()).merge(on_call_routes()), state)
+    with_shortcuts(api_routes().merge(health_routes()).merge(on_call_routes()), state)
 }
 
 /// The API without the on-call routes, when those are served on their own address.
 pub fn api_app(state: AppState) -> Api {
-    with_status_queries(api_routes().merge(health_routes()), state)
+    with_shortcuts(api_routes().merge(health_routes()), state)
 }
 
 /// The on-call routes alone (`/metrics`, `/ops`, `/ops/summary`, health), for an admin address.
@@ -133,10 +133,10 @@ pub fn on_call_app(state: AppState) -> Router {
 }
 
 /// The routes, with single status queries taken before the router (`dispatch`).
-fn with_status_queries(routes: Router<AppState>, state: AppState) -> Api {
+fn with_shortcuts(routes: Router<AppState>, state: AppState) -> Api {
     let every_request = every_request(&state);
     let router = finish(routes, every_request.clone(), state.clone());
-    Api::with_status_queries(router, state, &every_request)
+    Api::with_shortcuts(router, state, &every_request)
 }
 
 fn every_request(state: &AppState) -> RequestLayer {
@@ -154,7 +154,7 @@ fn api_routes() -> Router<AppState> {
         .route("/v1/holders/identify", post(routes::holders::identify))
         // The responder reads its bodies itself, so an oversized one is answered malformedRequest.
         .route("/ocsp", post(routes::ocsp::post).layer(DefaultBodyLimit::disable()))
-        .route("/ocsp/{*request}", get(routes::ocsp::get))
+        .route(routes::ocsp::GET, get(routes::ocsp::get))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .merge(console_routes())

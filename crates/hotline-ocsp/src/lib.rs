@@ -8,6 +8,7 @@
 //! all, is decided by the caller from the revocation cache and the store;
 //! this crate only turns that into DER.
 
+mod http_caching;
 mod issuer;
 mod request;
 mod responder;
@@ -15,6 +16,7 @@ mod response;
 mod signed_cache;
 mod signers;
 
+pub use http_caching::{CachingHeaders, http_date};
 pub use issuer::{BadIssuerCertificate, KnownIssuer};
 pub use request::{
     Asked, HashAlgorithm, MAX_CERT_IDS, MAX_REQUEST_BYTES, Malformed, Nonce, Query, canonical_serial, parse,

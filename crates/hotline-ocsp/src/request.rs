@@ -3,6 +3,7 @@
 //! (a requestor name, a signature) is read past and not relied on.
 
 use der::Decode;
+use hotline_core::Serial;
 use x509_cert::ext::Extension;
 use x509_ocsp::{CertId, OcspRequest};
 
@@ -41,6 +42,10 @@ pub enum Malformed {
     BadHashLength,
     #[error("the nonce must be 1 to 128 bytes")]
     BadNonce,
+    #[error("a serial number is longer than 20 bytes")]
+    SerialTooLong,
+    #[error("the request in the path is not base64 in either alphabet")]
+    NotBase64,
 }
 
 /// One certificate asked about.
@@ -50,7 +55,7 @@ pub struct Asked {
     pub cert_id: CertId,
     pub hash: HashAlgorithm,
     /// The serial as lowercase hex without leading zero bytes (the registry's form).
-    pub serial: String,
+    pub serial: Serial,
 }
 
 impl Asked {
@@ -80,25 +85,25 @@ pub fn parse(der: &[u8]) -> Result<Query, Malformed> {
         return Err(Malformed::TooLarge);
     }
     let request = OcspRequest::from_der(der).map_err(|e| Malformed::NotDer(e.to_string()))?;
-    let list = &request.tbs_request.request_list;
-    if list.is_empty() {
+    let tbs = request.tbs_request;
+    if tbs.request_list.is_empty() {
         return Err(Malformed::Empty);
     }
-    if list.len() > MAX_CERT_IDS {
+    if tbs.request_list.len() > MAX_CERT_IDS {
         return Err(Malformed::TooMany);
     }
-    let asked = list.iter().map(|r| asked(&r.req_cert)).collect::<Result<Vec<_>, _>>()?;
-    let nonce = match request.tbs_request.request_extensions.iter().flatten().find(|e| e.extn_id == OID_NONCE) {
+    let asked = tbs.request_list.into_iter().map(|r| asked(r.req_cert)).collect::<Result<Vec<_>, _>>()?;
+    let nonce = match tbs.request_extensions.into_iter().flatten().find(|e| e.extn_id == OID_NONCE) {
         None => None,
         Some(extension) => {
             check_nonce(extension.extn_value.as_bytes())?;
-            Some(extension.clone())
+            Some(extension)
         }
     };
     Ok(Query { asked, nonce })
 }
 
-fn asked(cert_id: &CertId) -> Result<Asked, Malformed> {
+fn asked(cert_id: CertId) -> Result<Asked, Malformed> {
     let (hash, len) = match cert_id.hash_algorithm.oid {
         oid if oid == OID_SHA1 => (HashAlgorithm::Sha1, 20),
         oid if oid == OID_SHA256 => (HashAlgorithm::Sha256, 32),
@@ -107,8 +112,8 @@ fn asked(cert_id: &CertId) -> Result<Asked, Malformed> {
     if cert_id.issuer_name_hash.as_bytes().len() != len || cert_id.issuer_key_hash.as_bytes().len() != len {
         return Err(Malformed::BadHashLength);
     }
-    let serial = canonical_serial(cert_id.serial_number.as_bytes());
-    Ok(Asked { cert_id: cert_id.clone(), hash, serial })
+    let serial = Serial::parse(&canonical_serial(cert_id.serial_number.as_bytes())).map_err(|_| Malformed::SerialTooLong)?;
+    Ok(Asked { cert_id, hash, serial })
 }
 
 /// The nonce is usually an OCTET STRING inside the extension's value

@@ -14,6 +14,7 @@ use x509_ocsp::{
     ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
+use crate::http_caching::CachingHeaders;
 use crate::request::Asked;
 use crate::responder::Responder;
 
@@ -37,8 +38,10 @@ pub struct Signed {
     pub der: bytes::Bytes,
     pub this_update: DateTime<Utc>,
     pub next_update: DateTime<Utc>,
-    /// The first 16 bytes of the response's SHA-256: an HTTP ETag for exactly these bytes.
+    /// The first 16 bytes of the response's SHA-256: its HTTP ETag, and its signed-response cache's jitter.
     pub digest: [u8; 16],
+    /// Its HTTP caching headers, from its digest and its times.
+    pub http: CachingHeaders,
 }
 
 /// A response could not be built or signed.
@@ -137,7 +140,8 @@ pub fn sign(
     let der = response.to_der()?;
     let mut digest = [0; 16];
     digest.copy_from_slice(&sha2::Sha256::digest(&der)[..16]);
-    Ok(Signed { der: der.into(), this_update, next_update, digest })
+    let http = CachingHeaders::new(&digest, this_update, next_update);
+    Ok(Signed { der: der.into(), this_update, next_update, digest, http })
 }
 
 fn const_oid_basic() -> der::asn1::ObjectIdentifier {

@@ -5,13 +5,15 @@
 //! (good; revoked since when and why; unknown), so the status is always
 //! looked up first and a response signed before a change can never answer
 //! after it: the change gives a new key. Entries are re-signed once a part of
-//! their validity has passed (the kept one is sent meanwhile, while enough of
-//! its validity is left), and the cache is bounded by the bytes it holds.
+//! their validity has passed, each a little later than the configured part by
+//! a jitter of its own, so that answers signed together are not all signed
+//! again together (the kept one is sent meanwhile, while enough of its
+//! validity is left), and the cache is bounded by the bytes it holds.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hotline_core::IssuerId;
+use hotline_core::{IssuerId, Serial};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
@@ -22,7 +24,7 @@ use crate::response::{Known, Signed};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub issuer: IssuerId,
-    pub serial: String,
+    pub serial: Serial,
     pub hash: HashAlgorithm,
     pub known: Known,
 }
@@ -32,7 +34,7 @@ struct Bytes;
 
 impl Weighter<CacheKey, Arc<Signed>> for Bytes {
     fn weight(&self, key: &CacheKey, value: &Arc<Signed>) -> u64 {
-        (value.der.len() + key.serial.len() + 96) as u64
+        (value.der.len() + key.serial.as_str().len() + 96) as u64
     }
 }
 
@@ -70,9 +72,22 @@ impl SignedCache {
         match self.entries.get(key) {
             None => (Lookup::Miss, None),
             Some(signed) if now + LEFT_TO_SEND.min(self.resign_after) >= signed.next_update => (Lookup::Miss, None),
-            Some(signed) if now - signed.this_update >= self.resign_after => (Lookup::Stale, Some(signed)),
+            Some(signed) if now >= self.due(&signed) => (Lookup::Stale, Some(signed)),
             Some(signed) => (Lookup::Hit, Some(signed)),
         }
+    }
+
+    /// When a kept answer falls due to be signed again: `resign_after` past
+    /// its `thisUpdate`, plus a part, drawn from its own digest, of half the
+    /// time it may still be sent after that. Answers signed together (a
+    /// warm-up, a restart) then fall due over seconds instead of in one wave
+    /// that would take a core from the requests while the signers catch up.
+    fn due(&self, signed: &Signed) -> DateTime<Utc> {
+        let sendable = signed.next_update - signed.this_update - LEFT_TO_SEND - self.resign_after;
+        let spread_ms = (sendable / 2).num_milliseconds().max(0);
+        let draw = i64::from(u16::from_be_bytes([signed.digest[0], signed.digest[1]]));
+        let jitter = chrono::Duration::milliseconds(spread_ms * draw / i64::from(u16::MAX));
+        signed.this_update + self.resign_after + jitter
     }
 
     pub fn put(&self, key: CacheKey, signed: Arc<Signed>) {
@@ -82,5 +97,54 @@ impl SignedCache {
     /// Entries and bytes held.
     pub fn size(&self) -> (usize, u64) {
         (self.entries.len(), self.entries.weight())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(this_update: DateTime<Utc>, validity_s: i64, digest: [u8; 16]) -> Arc<Signed> {
+        let next_update = this_update + chrono::Duration::seconds(validity_s);
+        let http = crate::CachingHeaders::new(&digest, this_update, next_update);
+        Arc::new(Signed { der: bytes::Bytes::from_static(b"0"), this_update, next_update, digest, http })
+    }
+
+    fn key(serial: &str) -> CacheKey {
+        CacheKey {
+            issuer: IssuerId::parse("jpki-auth").unwrap(),
+            serial: Serial::parse(serial).unwrap(),
+            hash: HashAlgorithm::Sha1,
+            known: Known::Good,
+        }
+    }
+
+    #[test]
+    fn an_answer_is_a_hit_until_due_then_stale_then_no_longer_sent() {
+        let cache = SignedCache::new(1 << 20, chrono::Duration::seconds(30));
+        let t = DateTime::from_timestamp(1_764_633_600, 0).unwrap();
+        let at = |s: i64| t + chrono::Duration::seconds(s);
+        // Digest 0x0000…: no jitter, due exactly 30 s after thisUpdate.
+        cache.put(key("01"), signed(t, 60, [0; 16]));
+        assert_eq!(cache.get(&key("01"), at(29)).0, Lookup::Hit);
+        assert_eq!(cache.get(&key("01"), at(30)).0, Lookup::Stale);
+        assert_eq!(cache.get(&key("01"), at(55)), (Lookup::Miss, None), "5 s before nextUpdate it is not sent");
+        assert_eq!(cache.get(&key("02"), at(1)), (Lookup::Miss, None));
+    }
+
+    #[test]
+    fn answers_signed_together_fall_due_over_a_spread_of_time() {
+        let cache = SignedCache::new(1 << 20, chrono::Duration::seconds(30));
+        let t = DateTime::from_timestamp(1_764_633_600, 0).unwrap();
+        // The sendable time after 30 s is 25 s, half of it the spread: due between 30 and 42.5 s.
+        let dues: Vec<i64> = (0..=255u8)
+            .map(|b| (cache.due(&signed(t, 60, [b, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])) - t).num_milliseconds())
+            .collect();
+        assert_eq!(dues[0], 30_000);
+        assert_eq!(dues[255], 42_500);
+        assert!(dues.windows(2).all(|w| w[0] < w[1]), "{dues:?}");
+        // Never later than it may be sent.
+        let late = signed(t, 60, [0xff; 16]);
+        assert!(cache.due(&late) < late.next_update - LEFT_TO_SEND);
     }
 }

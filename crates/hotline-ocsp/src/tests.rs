@@ -107,7 +107,7 @@ fn request(ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
 fn requests_are_bounded_and_their_serials_read_as_the_registry_writes_them() {
     let ca = ca("jpki-auth");
     let query = parse(&request(vec![cert_id(&ca, &[0x00, 0x8a, 0x01])], Some(&[7; 16]))).unwrap();
-    assert_eq!(query.asked[0].serial, "8a01");
+    assert_eq!(query.asked[0].serial.as_str(), "8a01");
     assert!(ca.known.names(&query.asked[0]));
     assert!(!self::ca("jpki-auth").known.names(&query.asked[0]), "another key, another issuer");
     assert!(query.nonce.is_some());
@@ -115,6 +115,7 @@ fn requests_are_bounded_and_their_serials_read_as_the_registry_writes_them() {
     assert_eq!(parse(&request(eleven, None)), Err(Malformed::TooMany));
     assert_eq!(parse(&request(Vec::new(), None)), Err(Malformed::Empty));
     assert_eq!(parse(&request(vec![cert_id(&ca, &[1])], Some(&[0; 129]))), Err(Malformed::BadNonce));
+    assert!(parse(&request(vec![cert_id(&ca, &[0x7f; 20])], None)).is_ok(), "20 bytes is the most RFC 5280 allows");
     let mut sha512 = cert_id(&ca, &[1]);
     sha512.hash_algorithm.oid = der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
     assert_eq!(parse(&request(vec![sha512], None)), Err(Malformed::UnsupportedHash));
@@ -162,7 +163,7 @@ fn a_client_built_request_reads_back_and_a_response_reads_as_signed() {
     let now = Utc::now();
     let responder = Responder::new(&ca.known, &delegate(&ca, &public, true, 0, 30), &key, now).unwrap();
     let query = parse(&ca.known.request(&[0x0a, 0x0b], Some(b"n")).unwrap()).unwrap();
-    assert!(ca.known.names(&query.asked[0]) && query.asked[0].serial == "0a0b" && query.nonce.is_some());
+    assert!(ca.known.names(&query.asked[0]) && query.asked[0].serial.as_str() == "0a0b" && query.nonce.is_some());
     let revoked = Known::Revoked { since: crate::to_second(now), reason: Some(RevocationReason::Superseded) };
     let signed = sign(&responder, &[(&query.asked[0], revoked)], now, now, None, now).unwrap();
     assert_eq!(crate::read_statuses(&signed.der), Some(vec![revoked]));

@@ -97,7 +97,8 @@ pub struct Config {
     /// How long an OCSP answer is valid (`nextUpdate` − `thisUpdate`, s): a
     /// validator that keeps answers sees a suspension at the latest this late.
     pub ocsp_validity_s: Bounded<10, 86_400>,
-    /// A kept OCSP answer is signed again once this share of its validity has passed (%).
+    /// A kept OCSP answer is signed again once this share of its validity has
+    /// passed (%), each answer a little later by a jitter of its own.
     pub ocsp_resign_percent: Bounded<10, 90>,
     /// Answer OCSP clients without a validator token.
     pub ocsp_anonymous: bool,

@@ -15,7 +15,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use hotline_core::{CertificateStatus, IssuerId, Serial};
 use hotline_ocsp::{
-    Asked, CacheKey, Known, KnownIssuer, Lookup, OcspResponseStatus, Query, Responder, SignedCache, Signers,
+    Asked, CacheKey, Known, KnownIssuer, Lookup, Malformed, OcspResponseStatus, Query, Responder, SignedCache, Signers,
 };
 
 pub use metrics::OcspMetrics;
@@ -68,14 +68,34 @@ pub struct OcspService {
     signers: Signers,
     /// Kept answers being signed again in the background, so each is signed once.
     refreshing: std::sync::Mutex<std::collections::HashSet<CacheKey>>,
+    /// `GET` requests read before, by their base64. Validators send the same
+    /// bytes again and again (that is what lets HTTP caches keep answers),
+    /// and reading one (base64, DER, serial) was about a tenth of the cost of
+    /// a kept answer. Reading is a function of the bytes alone, so a
+    /// remembered request is the same request; the status is still looked up
+    /// each time.
+    read_before: quick_cache::sync::Cache<Box<str>, Arc<Query>, RequestBytes>,
 }
+
+/// A remembered request's weight: its base64, and about what its CertIDs hold.
+#[derive(Clone)]
+struct RequestBytes;
+
+impl quick_cache::Weighter<Box<str>, Arc<Query>> for RequestBytes {
+    fn weight(&self, encoded: &Box<str>, query: &Arc<Query>) -> u64 {
+        (encoded.len() + 64 + 192 * query.asked.len()) as u64
+    }
+}
+
+/// Remembered requests hold at most this part of the signed-response cache's bytes.
+const READ_BEFORE_SHARE: u64 = 4;
 
 /// An OCSP answer for the wire.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub der: bytes::Bytes,
-    /// Set for a successful response: when it was known complete, until when it may be used, and its digest.
-    pub signed: Option<(DateTime<Utc>, DateTime<Utc>, [u8; 16])>,
+    /// Set for a successful response: its times and caching headers.
+    pub signed: Option<Arc<hotline_ocsp::Signed>>,
     /// Whether a shared HTTP cache may keep it (one certificate, no nonce, successful).
     pub cacheable: bool,
 }
@@ -85,9 +105,8 @@ impl Reply {
         Self { der: hotline_ocsp::error(status).into(), signed: None, cacheable: false }
     }
 
-    fn signed(signed: &hotline_ocsp::Signed, cacheable: bool) -> Self {
-        let times = Some((signed.this_update, signed.next_update, signed.digest));
-        Self { der: signed.der.clone(), signed: times, cacheable }
+    fn signed(signed: Arc<hotline_ocsp::Signed>, cacheable: bool) -> Self {
+        Self { der: signed.der.clone(), signed: Some(signed), cacheable }
     }
 
     pub fn malformed() -> Self {
@@ -132,7 +151,28 @@ impl OcspService {
     pub fn new(settings: OcspSettings) -> std::io::Result<Self> {
         let cache = SignedCache::new(settings.cache_bytes, settings.resign_after);
         let signers = Signers::start(settings.signer_threads, settings.signer_queue)?;
-        Ok(Self { settings, served: RwLock::default(), cache, signers, refreshing: Default::default() })
+        let read_bytes = (settings.cache_bytes / READ_BEFORE_SHARE).max(1 << 16);
+        let read_before = quick_cache::sync::Cache::with_weighter(
+            usize::try_from(read_bytes / 256).unwrap_or(usize::MAX),
+            read_bytes,
+            RequestBytes,
+        );
+        Ok(Self { settings, served: RwLock::default(), cache, signers, refreshing: Default::default(), read_before })
+    }
+
+    /// The request a `GET` path's base64 (percent-decoded) holds: remembered
+    /// if it was read before, else decoded, read, and remembered unless it
+    /// carries a nonce (a nonce is never sent twice).
+    pub fn read_get(&self, encoded: &str, decode: impl FnOnce(&str) -> Option<Vec<u8>>) -> Result<Arc<Query>, Malformed> {
+        if let Some(query) = self.read_before.get(encoded) {
+            return Ok(query);
+        }
+        let der = decode(encoded).ok_or(Malformed::NotBase64)?;
+        let query = Arc::new(hotline_ocsp::parse(&der)?);
+        if query.nonce.is_none() {
+            self.read_before.insert(encoded.into(), query.clone());
+        }
+        Ok(query)
     }
 
     /// Serves `issuer`, with its responder when there is one (replacing any before).
@@ -161,7 +201,7 @@ impl OcspService {
     /// Answers a request read from the wire, for a caller who may (`authorized`) ask.
     pub async fn answer(
         self: &Arc<Self>,
-        query: Query,
+        query: &Query,
         authorized: bool,
         status: &StatusService,
         metrics: &Arc<Metrics>,
@@ -172,7 +212,7 @@ impl OcspService {
             return Reply::unauthorized();
         }
         // Every certificate asked about must be one issuer's: a response is signed for one issuer.
-        let Some(issuer) = self.serving(&query) else {
+        let Some(issuer) = self.serving(query) else {
             m.response("unauthorized", "none", "none");
             return Reply::unauthorized();
         };
@@ -181,12 +221,8 @@ impl OcspService {
             m.response("try_later", "none", "none");
             return Reply::try_later();
         };
-        let keys: Option<Vec<(IssuerId, Serial)>> =
-            query.asked.iter().map(|a| Serial::parse(&a.serial).ok().map(|s| (issuer.issuer.id.clone(), s))).collect();
-        let Some(keys) = keys else {
-            m.response("malformed_request", "none", "none");
-            return Reply::malformed();
-        };
+        let mut keys: Vec<(IssuerId, Serial)> =
+            query.asked.iter().map(|a| (issuer.issuer.id.clone(), a.serial.clone())).collect();
         let Ok(listed) = status.listed(&keys, metrics).await else {
             m.response("try_later", "none", "unavailable");
             return Reply::try_later();
@@ -194,11 +230,10 @@ impl OcspService {
         let answers: Vec<(&Asked, Known)> = query.asked.iter().zip(listed.listings.iter().map(|l| known(*l))).collect();
         let cert_status = cert_status_label(&answers);
         let cacheable = answers.len() == 1 && query.nonce.is_none();
-        let key = cacheable.then(|| CacheKey {
-            issuer: issuer.issuer.id.clone(),
-            serial: answers[0].0.serial.clone(),
-            hash: answers[0].0.hash,
-            known: answers[0].1,
+        // One certificate: its key is moved into the cache key, not copied.
+        let key = cacheable.then(|| {
+            let (issuer, serial) = keys.swap_remove(0);
+            CacheKey { issuer, serial, hash: answers[0].0.hash, known: answers[0].1 }
         });
         if let Some(key) = &key {
             let (lookup, kept) = self.cache.get(key, now);
@@ -213,7 +248,7 @@ impl OcspService {
                     self.refresh(key.clone(), query.asked[0].clone(), responder.clone(), listed.as_of, metrics);
                 }
                 m.response("successful", cert_status, listed.source);
-                return Reply::signed(&kept, true);
+                return Reply::signed(kept, true);
             }
         }
         let owned: Vec<(Asked, Known)> = answers.iter().map(|(a, k)| ((*a).clone(), *k)).collect();
@@ -233,7 +268,7 @@ impl OcspService {
         if let Some(key) = key {
             self.cache.put(key, signed.clone());
         }
-        Reply::signed(&signed, cacheable)
+        Reply::signed(signed, cacheable)
     }
 
     /// Signs answers complete as of `as_of` on the signing pool; `tryLater`

@@ -10,8 +10,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hotline_ocsp::MAX_REQUEST_BYTES;
+
+use std::sync::Arc;
 
 use crate::AppState;
 use crate::auth::{Authorized, Validators};
@@ -29,13 +31,23 @@ fn authorized(caller: &Result<Authorized<Validators>, Problem>) -> Result<bool, 
     }
 }
 
-async fn answer(state: &AppState, caller: &Result<Authorized<Validators>, Problem>, der: &[u8]) -> Reply {
+/// Where the request is: a `POST`'s body, or a `GET`'s path (its base64, percent-decoded).
+enum Asking<'a> {
+    Body(&'a [u8]),
+    Path(&'a str),
+}
+
+async fn answer(state: &AppState, caller: &Result<Authorized<Validators>, Problem>, asking: Asking<'_>) -> Reply {
     let authorized = match authorized(caller) {
         Ok(authorized) => authorized,
         Err(()) if state.ocsp.settings.anonymous => true,
         Err(()) => return Reply::try_later(),
     };
-    let query = match hotline_ocsp::parse(der) {
+    let query = match asking {
+        Asking::Body(der) => hotline_ocsp::parse(der).map(Arc::new),
+        Asking::Path(encoded) => state.ocsp.read_get(encoded, decode_get),
+    };
+    let query = match query {
         Ok(query) => query,
         Err(e) => {
             tracing::debug!(error = %e, "malformed OCSP request");
@@ -43,12 +55,12 @@ async fn answer(state: &AppState, caller: &Result<Authorized<Validators>, Proble
             return Reply::malformed();
         }
     };
-    state.ocsp.answer(query, authorized, &state.status, &state.metrics).await
+    state.ocsp.answer(&query, authorized, &state.status, &state.metrics).await
 }
 
 fn malformed(state: &AppState) -> Response {
     state.metrics.ocsp.response("malformed_request", "none", "none");
-    wire(&Reply::malformed(), None)
+    wire(Reply::malformed(), None)
 }
 
 /// An OCSP request in the body.
@@ -59,9 +71,12 @@ pub async fn post(
 ) -> Response {
     // One byte over the bound tells an oversized body from one exactly at it.
     let Ok(der) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else { return malformed(&state) };
-    let reply = answer(&state, &caller, &der).await;
-    wire(&reply, None)
+    let reply = answer(&state, &caller, Asking::Body(&der)).await;
+    wire(reply, None)
 }
+
+/// The route of an OCSP `GET`.
+pub const GET: &str = "/ocsp/{*request}";
 
 /// An OCSP request in the path: base64 of its DER, percent-encoded.
 pub async fn get(
@@ -70,9 +85,19 @@ pub async fn get(
     headers: HeaderMap,
     Path(encoded): Path<String>,
 ) -> Response {
-    let Some(der) = decode_get(&encoded) else { return malformed(&state) };
-    let reply = answer(&state, &caller, &der).await;
-    wire(&reply, Some(&headers))
+    answer_get(&state, &caller, &headers, &encoded).await
+}
+
+/// Answers an OCSP `GET` whose path holds `encoded`, percent-decoded; the
+/// router's handler and the shortcut for plain paths (`dispatch`) both end here.
+pub async fn answer_get(
+    state: &AppState,
+    caller: &Result<Authorized<Validators>, Problem>,
+    headers: &HeaderMap,
+    encoded: &str,
+) -> Response {
+    let reply = answer(state, caller, Asking::Path(encoded)).await;
+    wire(reply, Some(headers))
 }
 
 /// Base64 in the standard or the URL-safe alphabet, padded or not (RFC 5019 §5).
@@ -82,79 +107,54 @@ fn decode_get(encoded: &str) -> Option<Vec<u8>> {
     if encoded.len() > MAX_REQUEST_BYTES.div_ceil(3) * 4 {
         return None;
     }
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(encoded).ok())
+    // The alphabet the request's characters name is tried first; the others only if that fails.
+    let url_safe = encoded.bytes().any(|b| b == b'-' || b == b'_');
+    let padded = encoded.ends_with('=');
+    let engines = match (url_safe, padded) {
+        (false, true) => [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD],
+        (false, false) => [STANDARD_NO_PAD, STANDARD, URL_SAFE_NO_PAD, URL_SAFE],
+        (true, true) => [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD],
+        (true, false) => [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD],
+    };
+    engines.iter().find_map(|engine| engine.decode(encoded).ok())
 }
 
-/// An HTTP-date (RFC 9110 §5.6.7), written out directly: every cached
-/// answer carries two, and a strftime pattern is parsed again for each.
-fn http_date(t: DateTime<Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let day = DAYS[t.weekday().num_days_from_monday() as usize];
-    let month = MONTHS[t.month0() as usize];
-    let mut out = String::with_capacity(29);
-    use std::fmt::Write;
-    let _ = write!(
-        out,
-        "{day}, {:02} {month} {} {:02}:{:02}:{:02} GMT",
-        t.day(),
-        t.year(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    out
-}
-
-fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+/// A header value from bytes written by this service; they are always
+/// valid, and an empty value is sent should one somehow not be.
+fn header_value(bytes: bytes::Bytes) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The reply as HTTP; `get` holds a `GET`'s headers, whose answers may be cached.
-fn wire(reply: &Reply, get: Option<&HeaderMap>) -> Response {
-    let mut headers = HeaderMap::new();
+fn wire(reply: Reply, get: Option<&HeaderMap>) -> Response {
+    let mut headers = HeaderMap::with_capacity(8);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCSP_RESPONSE));
-    let cacheable = match (get, reply.signed) {
-        (Some(request), Some((this_update, next_update, digest))) if reply.cacheable => {
-            Some((request, this_update, next_update, digest))
-        }
+    let cacheable = match (get, &reply.signed) {
+        (Some(request), Some(signed)) if reply.cacheable => Some((request, signed)),
         _ => None,
     };
-    let Some((request, this_update, next_update, digest)) = cacheable else {
+    let Some((request, signed)) = cacheable else {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return (StatusCode::OK, headers, Body::from(reply.der.clone())).into_response();
+        return (StatusCode::OK, headers, Body::from(reply.der)).into_response();
     };
-    let max_age = (next_update - Utc::now()).num_seconds().max(0);
-    let etag = format!("\"{}\"", hex_prefix(&digest));
-    headers.insert(
-        header::CACHE_CONTROL,
-        header_value(&format!("max-age={max_age}, public, no-transform, must-revalidate")),
-    );
-    headers.insert(header::LAST_MODIFIED, header_value(&http_date(this_update)));
-    headers.insert(header::EXPIRES, header_value(&http_date(next_update)));
-    headers.insert(header::ETAG, header_value(&etag));
+    let max_age = (signed.next_update - Utc::now()).num_seconds().max(0);
+    let cache_control = format!("max-age={max_age}, public, no-transform, must-revalidate");
+    headers.insert(header::CACHE_CONTROL, header_value(cache_control.into()));
+    headers.insert(header::LAST_MODIFIED, header_value(signed.http.last_modified.clone()));
+    headers.insert(header::EXPIRES, header_value(signed.http.expires.clone()));
+    headers.insert(header::ETAG, header_value(signed.http.etag.clone()));
+    let etag = signed.http.etag.as_ref();
     let unchanged = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|tag| tag == etag || tag == b"*");
     if unchanged {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    (StatusCode::OK, headers, Body::from(reply.der.clone())).into_response()
-}
-
-/// A response's digest in hex: a strong ETag for its exact bytes.
-fn hex_prefix(digest: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * digest.len());
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    let body = Body::from(reply.der);
+    (StatusCode::OK, headers, body).into_response()
 }
 
 #[cfg(test)]
@@ -171,15 +171,5 @@ mod tests {
         assert_eq!(decode_get(&url_safe), Some(der));
         assert_eq!(decode_get("not base64!"), None);
         assert_eq!(decode_get(&"A".repeat(MAX_REQUEST_BYTES * 2)), None);
-    }
-
-    #[test]
-    fn http_dates_are_imf_fixdate() {
-        for seconds in [1_764_633_600, 1_764_633_600 + 86_400 * 40 + 3_723, 0] {
-            let t = DateTime::from_timestamp(seconds, 0).unwrap();
-            assert_eq!(http_date(t), t.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
-        }
-        assert_eq!(http_date(DateTime::from_timestamp(1_764_633_600, 0).unwrap()), "Tue, 02 Dec 2025 00:00:00 GMT");
-        assert_eq!(hex_prefix(&[0x0f, 0xa0]), "0fa0");
     }
 }
