@@ -20,13 +20,47 @@ use quick_cache::sync::Cache;
 use crate::request::HashAlgorithm;
 use crate::response::{Known, Signed};
 
-/// One certificate, as asked (the hash algorithm shapes the response), and what is known of it.
+/// One certificate, as asked (the hash algorithm shapes the response), and
+/// what is known of it. The issuer and serial are held inline, not as strings
+/// on the heap: the key is compared on every look-up, and a heap string per
+/// kept entry was a cache miss per look-up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    pub issuer: IssuerId,
-    pub serial: Serial,
+    issuer: Inline<64>,
+    serial: Inline<{ Serial::MAX_BYTES * 2 }>,
     pub hash: HashAlgorithm,
     pub known: Known,
+}
+
+impl CacheKey {
+    pub fn new(issuer: &IssuerId, serial: &Serial, hash: HashAlgorithm, known: Known) -> Self {
+        Self { issuer: Inline::new(issuer.as_str()), serial: Inline::new(serial.as_str()), hash, known }
+    }
+}
+
+/// Up to `N` bytes of a name, inline. Longer names cannot be made by the
+/// parsers (issuer slugs are at most 64 characters, serials 40 hex digits);
+/// should one be, it is cut, which only makes two keys the same if they
+/// share their first `N` bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Inline<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Inline<N> {
+    fn new(name: &str) -> Self {
+        let len = name.len().min(N);
+        let mut bytes = [0; N];
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        Self { len: u8::try_from(len).unwrap_or(u8::MAX), bytes }
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Inline<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.bytes[..usize::from(self.len)]))
+    }
 }
 
 #[derive(Clone)]
@@ -34,7 +68,7 @@ struct Bytes;
 
 impl Weighter<CacheKey, Arc<Signed>> for Bytes {
     fn weight(&self, key: &CacheKey, value: &Arc<Signed>) -> u64 {
-        (value.der.len() + key.serial.as_str().len() + 96) as u64
+        (value.der.len() + std::mem::size_of_val(key) + 64) as u64
     }
 }
 
@@ -111,12 +145,23 @@ mod tests {
     }
 
     fn key(serial: &str) -> CacheKey {
-        CacheKey {
-            issuer: IssuerId::parse("jpki-auth").unwrap(),
-            serial: Serial::parse(serial).unwrap(),
-            hash: HashAlgorithm::Sha1,
-            known: Known::Good,
-        }
+        let issuer = IssuerId::parse("jpki-auth").unwrap();
+        CacheKey::new(&issuer, &Serial::parse(serial).unwrap(), HashAlgorithm::Sha1, Known::Good)
+    }
+
+    #[test]
+    fn keys_tell_issuers_serials_hashes_and_statuses_apart() {
+        let (auth, sign) = (IssuerId::parse("jpki-auth").unwrap(), IssuerId::parse("jpki-sign").unwrap());
+        let serial = Serial::parse("0a0b").unwrap();
+        let key = CacheKey::new;
+        let base = key(&auth, &serial, HashAlgorithm::Sha1, Known::Good);
+        assert_eq!(base, key(&auth, &Serial::parse("0a0b").unwrap(), HashAlgorithm::Sha1, Known::Good));
+        assert_ne!(base, key(&sign, &serial, HashAlgorithm::Sha1, Known::Good));
+        assert_ne!(base, key(&auth, &Serial::parse("0a").unwrap(), HashAlgorithm::Sha1, Known::Good));
+        assert_ne!(base, key(&auth, &serial, HashAlgorithm::Sha256, Known::Good));
+        assert_ne!(base, key(&auth, &serial, HashAlgorithm::Sha1, Known::Unknown));
+        let longest = IssuerId::parse(&"a".repeat(64)).unwrap();
+        assert_ne!(key(&longest, &serial, HashAlgorithm::Sha1, Known::Good), base);
     }
 
     #[test]

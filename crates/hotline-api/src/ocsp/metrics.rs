@@ -27,15 +27,49 @@ pub struct OcspMetrics {
     pub saturated: Counter,
     /// Seconds until each issuer's responder certificate expires (negative once expired); set at each scrape.
     pub responder_expiry_seconds: Family<[(&'static str, String); 1], Gauge>,
+    /// The series counted on every kept answer, made once: finding a series
+    /// in its family hashes its labels, twice per request.
+    hot: HotSeries,
+}
+
+/// `successful` answers by certificate status and source, and look-ups by result, in the order of their names.
+struct HotSeries {
+    successful: [[Counter; SOURCES.len()]; CERT_STATUSES.len()],
+    lookups: [Counter; LOOKUPS.len()],
+}
+
+const CERT_STATUSES: [&str; 4] = ["good", "revoked", "unknown", "several"];
+const SOURCES: [&str; 3] = ["near_cache", "cache", "store"];
+const LOOKUPS: [&str; 3] = ["hit", "miss", "stale"];
+
+impl HotSeries {
+    fn new(responses: &Family<Labels3, Counter>, lookups: &Family<[(&'static str, &'static str); 1], Counter>) -> Self {
+        Self {
+            successful: CERT_STATUSES.map(|cert_status| {
+                SOURCES.map(|source| {
+                    responses
+                        .get_or_create(&[
+                            ("response_status", "successful"),
+                            ("cert_status", cert_status),
+                            ("source", source),
+                        ])
+                        .clone()
+                })
+            }),
+            lookups: LOOKUPS.map(|result| lookups.get_or_create(&[("result", result)]).clone()),
+        }
+    }
 }
 
 impl OcspMetrics {
     pub fn register(registry: &mut Registry) -> Self {
+        let (responses, cache_lookups) = (Family::default(), Family::default());
         let m = Self {
-            responses: Family::default(),
+            hot: HotSeries::new(&responses, &cache_lookups),
+            responses,
             signatures: Counter::default(),
             signing_duration: Histogram::new(SIGNING_BUCKETS),
-            cache_lookups: Family::default(),
+            cache_lookups,
             cache_entries: Gauge::default(),
             cache_bytes: Gauge::default(),
             saturated: Counter::default(),
@@ -73,8 +107,23 @@ impl OcspMetrics {
     }
 
     pub fn response(&self, response_status: &'static str, cert_status: &'static str, source: &'static str) {
+        let position = |names: &[&str], name: &str| names.iter().position(|n| *n == name);
+        if response_status == "successful"
+            && let (Some(c), Some(s)) = (position(&CERT_STATUSES, cert_status), position(&SOURCES, source))
+        {
+            self.hot.successful[c][s].inc();
+            return;
+        }
         self.responses
             .get_or_create(&[("response_status", response_status), ("cert_status", cert_status), ("source", source)])
             .inc();
+    }
+
+    /// A signed-response cache look-up: `hit`, `miss` or `stale`.
+    pub fn lookup(&self, result: &'static str) {
+        match LOOKUPS.iter().position(|n| *n == result) {
+            Some(i) => self.hot.lookups[i].inc(),
+            None => self.cache_lookups.get_or_create(&[("result", result)]).inc(),
+        };
     }
 }

@@ -221,7 +221,7 @@ impl OcspService {
             m.response("try_later", "none", "none");
             return Reply::try_later();
         };
-        let mut keys: Vec<(IssuerId, Serial)> =
+        let keys: Vec<(IssuerId, Serial)> =
             query.asked.iter().map(|a| (issuer.issuer.id.clone(), a.serial.clone())).collect();
         let Ok(listed) = status.listed(&keys, metrics).await else {
             m.response("try_later", "none", "unavailable");
@@ -230,11 +230,7 @@ impl OcspService {
         let answers: Vec<(&Asked, Known)> = query.asked.iter().zip(listed.listings.iter().map(|l| known(*l))).collect();
         let cert_status = cert_status_label(&answers);
         let cacheable = answers.len() == 1 && query.nonce.is_none();
-        // One certificate: its key is moved into the cache key, not copied.
-        let key = cacheable.then(|| {
-            let (issuer, serial) = keys.swap_remove(0);
-            CacheKey { issuer, serial, hash: answers[0].0.hash, known: answers[0].1 }
-        });
+        let key = cacheable.then(|| CacheKey::new(&keys[0].0, &keys[0].1, answers[0].0.hash, answers[0].1));
         if let Some(key) = &key {
             let (lookup, kept) = self.cache.get(key, now);
             let result = match lookup {
@@ -242,7 +238,7 @@ impl OcspService {
                 Lookup::Miss => "miss",
                 Lookup::Stale => "stale",
             };
-            m.cache_lookups.get_or_create(&[("result", result)]).inc();
+            m.lookup(result);
             if let Some(kept) = kept {
                 if lookup == Lookup::Stale {
                     self.refresh(key.clone(), query.asked[0].clone(), responder.clone(), listed.as_of, metrics);
