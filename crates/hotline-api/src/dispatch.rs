@@ -146,8 +146,9 @@ impl Service<Request> for Shortcut {
                 Kind::Status => {
                     let answer = async {
                         caller?;
-                        let (issuer, serial) = plain_status_query(path)
-                            .ok_or_else(|| anyhow::anyhow!("a status query's path changed on the way to its handler"))?;
+                        let (issuer, serial) = plain_status_query(path).ok_or_else(|| {
+                            anyhow::anyhow!("a status query's path changed on the way to its handler")
+                        })?;
                         routes::status::single(&state, issuer, serial).await
                     };
                     answer.await.into_response()

@@ -112,7 +112,8 @@ fn asked(cert_id: CertId) -> Result<Asked, Malformed> {
     if cert_id.issuer_name_hash.as_bytes().len() != len || cert_id.issuer_key_hash.as_bytes().len() != len {
         return Err(Malformed::BadHashLength);
     }
-    let serial = Serial::parse(&canonical_serial(cert_id.serial_number.as_bytes())).map_err(|_| Malformed::SerialTooLong)?;
+    let serial =
+        Serial::parse(&canonical_serial(cert_id.serial_number.as_bytes())).map_err(|_| Malformed::SerialTooLong)?;
     Ok(Asked { cert_id, hash, serial })
 }
 

@@ -140,8 +140,8 @@ pub fn sign(
     let der = response.to_der()?;
     let mut digest = [0; 16];
     digest.copy_from_slice(&sha2::Sha256::digest(&der)[..16]);
-    let http = CachingHeaders::new(&digest, this_update, next_update);
-    Ok(Signed { der: der.into(), this_update, next_update, digest, http })
+    let (der, http) = CachingHeaders::with_response(der, &digest, this_update, next_update);
+    Ok(Signed { der, this_update, next_update, digest, http })
 }
 
 fn const_oid_basic() -> der::asn1::ObjectIdentifier {

@@ -183,7 +183,9 @@ mod tests {
         let t = DateTime::from_timestamp(1_764_633_600, 0).unwrap();
         // The sendable time after 30 s is 25 s, half of it the spread: due between 30 and 42.5 s.
         let dues: Vec<i64> = (0..=255u8)
-            .map(|b| (cache.due(&signed(t, 60, [b, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])) - t).num_milliseconds())
+            .map(|b| {
+                (cache.due(&signed(t, 60, [b, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])) - t).num_milliseconds()
+            })
             .collect();
         assert_eq!(dues[0], 30_000);
         assert_eq!(dues[255], 42_500);

@@ -163,7 +163,11 @@ impl OcspService {
     /// The request a `GET` path's base64 (percent-decoded) holds: remembered
     /// if it was read before, else decoded, read, and remembered unless it
     /// carries a nonce (a nonce is never sent twice).
-    pub fn read_get(&self, encoded: &str, decode: impl FnOnce(&str) -> Option<Vec<u8>>) -> Result<Arc<Query>, Malformed> {
+    pub fn read_get(
+        &self,
+        encoded: &str,
+        decode: impl FnOnce(&str) -> Option<Vec<u8>>,
+    ) -> Result<Arc<Query>, Malformed> {
         if let Some(query) = self.read_before.get(encoded) {
             return Ok(query);
         }
