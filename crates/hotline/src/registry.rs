@@ -132,16 +132,100 @@ impl Import<'_> {
     }
 }
 
+/// What a record is checked against, owned by the reading thread.
+struct Checks {
+    key: hotline_core::PiiKey,
+    issuers: HashMap<hotline_core::IssuerId, hotline_core::CertificateKind>,
+    today: chrono::NaiveDate,
+}
+
+/// What the reading thread hands the import, in the file's order.
+enum Reading {
+    /// Records for one transaction: no holder and no serial twice.
+    Chunk(Vec<ImportRecord>),
+    /// A line that is not a record, and why.
+    Refused { line: u64, reason: String },
+    /// Reading the file failed.
+    Failed(anyhow::Error),
+}
+
+/// Chunks read ahead of the one being applied: one is being read while one
+/// is applied, and one more waits, so neither side waits for the other.
+const READ_AHEAD: usize = 2;
+
+/// Reads and checks the file on its own thread, a chunk at a time, while the
+/// chunk before is applied: reading (the JSON, the check digit, the keyed
+/// fingerprint) is the import's own CPU work, and the database's is the
+/// rest, so on a machine with two cores they overlap. The thread stops at
+/// the end of the file, after a refusal when told to stop there, or when
+/// the import stops listening.
+fn read_in_chunks(
+    mut lines: impl BufRead + Send + 'static,
+    checks: Checks,
+    chunk_size: usize,
+    stop_at_refusal: bool,
+    bar: ProgressBar,
+) -> tokio::sync::mpsc::Receiver<Reading> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+    std::thread::spawn(move || {
+        let reader = Reader { key: &checks.key, issuers: checks.issuers, today: checks.today };
+        let send = |read| sender.blocking_send(read).is_ok();
+        let mut chunk = Chunk::default();
+        let (mut line_number, mut bytes) = (0u64, 0u64);
+        loop {
+            let line = match next_line(&mut lines, &mut bytes) {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    send(Reading::Failed(anyhow::Error::new(e).context("could not read the file")));
+                    return;
+                }
+            };
+            line_number += 1;
+            bar.set_position(bytes);
+            let parsed = match line {
+                Line::Text(text) if text.trim().is_empty() => continue,
+                Line::Text(text) => reader.record(line_number, &text),
+                Line::Unreadable(why) => Err(why.to_owned()),
+            };
+            let delivered = match parsed {
+                Ok(record) => {
+                    let mut delivered = true;
+                    if chunk.repeats(&record) {
+                        delivered = send(Reading::Chunk(chunk.take()));
+                    }
+                    chunk.push(record);
+                    if chunk.records.len() >= chunk_size {
+                        delivered = delivered && send(Reading::Chunk(chunk.take()));
+                    }
+                    delivered
+                }
+                Err(reason) if stop_at_refusal => {
+                    // The records before the bad one are applied; nothing after it is read.
+                    send(Reading::Chunk(chunk.take()));
+                    send(Reading::Refused { line: line_number, reason });
+                    return;
+                }
+                Err(reason) => send(Reading::Refused { line: line_number, reason }),
+            };
+            if !delivered {
+                return;
+            }
+        }
+        send(Reading::Chunk(chunk.take()));
+    });
+    receiver
+}
+
 pub async fn import(config: &Config, file: &Path, on_error: OnError, chunk_size: usize) -> anyhow::Result<ExitCode> {
     let store = config.open_store().await?;
     store.migrate().await?;
     let key = config.pii_key(store.backend())?;
     let issuers: HashMap<_, _> = store.issuer_kinds().await?.into_iter().collect();
     let today = hotline_core::rules::tokyo_date(chrono::Utc::now());
-    let reader = Reader { key: &key, issuers, today };
     let opened = File::open(file).with_context(|| format!("could not open {}", file.display()))?;
     let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut lines = BufReader::with_capacity(1 << 20, opened);
+    let lines = BufReader::with_capacity(1 << 20, opened);
     let source = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template(
@@ -156,43 +240,25 @@ pub async fn import(config: &Config, file: &Path, on_error: OnError, chunk_size:
         at: chrono::Utc::now(),
         stop_at_refusal: on_error == OnError::Stop,
     };
+    let checks = Checks { key, issuers, today };
+    let mut read = read_in_chunks(lines, checks, chunk_size, run.stop_at_refusal, bar.clone());
     let mut import = Import { store: &store, run, bar, total: ImportOutcome::default(), read: 0, analyzed_at: 0 };
-    let mut chunk = Chunk::default();
-    let (mut line_number, mut bytes) = (0u64, 0u64);
+    // Dropping `read` when the import stops tells the reading thread to stop too.
     while import.total.stopped_at.is_none() {
-        let Some(line) = next_line(&mut lines, &mut bytes)? else { break };
-        line_number += 1;
-        import.bar.set_position(bytes);
-        let parsed = match line {
-            Line::Text(text) if text.trim().is_empty() => continue,
-            Line::Text(text) => reader.record(line_number, &text),
-            Line::Unreadable(why) => Err(why.to_owned()),
-        };
-        import.read += 1;
-        match parsed {
-            Ok(record) => {
-                if chunk.repeats(&record) {
-                    import.apply(chunk.take()).await?;
-                }
-                chunk.push(record);
-                if chunk.records.len() >= chunk_size {
-                    import.apply(chunk.take()).await?;
-                }
+        match read.recv().await {
+            None => break,
+            Some(Reading::Chunk(records)) => {
+                import.read += records.len() as u64;
+                import.apply(records).await?;
             }
-            Err(reason) => {
-                if on_error == OnError::Stop {
-                    // The records before the bad one are applied; nothing after it.
-                    import.apply(chunk.take()).await?;
-                }
-                if import.total.stopped_at.is_none() {
-                    import.refuse(line_number, reason);
-                }
+            Some(Reading::Refused { line, reason }) => {
+                import.read += 1;
+                import.refuse(line, reason);
             }
+            Some(Reading::Failed(e)) => return Err(e),
         }
     }
-    if import.total.stopped_at.is_none() {
-        import.apply(chunk.take()).await?;
-    }
+    drop(read);
     import.bar.finish_and_clear();
     let t = &import.total;
     tracing::info!(

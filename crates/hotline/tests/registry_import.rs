@@ -402,7 +402,40 @@ async fn an_import_never_lifts_a_hold(backend: Backend) {
     }
 }
 
+/// The file is read on its own thread, chunks ahead of the one applied: a
+/// refusal that only the registry can find (a serial registered to another
+/// holder) still stops the import there, and nothing read ahead is applied.
+async fn a_refusal_found_in_the_registry_stops_the_import_before_what_was_read_ahead(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = people(5);
+    let first = write(dir.path(), "first.jsonl", &json_lines(&[line(&p[0], Some(("e001", "e002")), &[])]));
+    let (code, out) = import(&app, &first, &[]).await;
+    assert_eq!(code, 0, "{out}");
+    let lines = json_lines(&[
+        line(&p[1], Some(("e101", "e102")), &[]),
+        // e001 is the first holder's: refused against the registry, not by reading the line.
+        line(&p[2], Some(("e001", "e202")), &[]),
+        line(&p[3], Some(("e301", "e302")), &[]),
+        line(&p[4], Some(("e401", "e402")), &[]),
+    ]);
+    let file = write(dir.path(), "stop.jsonl", &lines);
+    let (code, out) = import(&app, &file, &["--on-error", "stop", "--chunk", "1"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("line 2: ") && out.contains("registered to another holder"), "{out}");
+    assert!(out.contains("stopped at line 2"), "{out}");
+    assert!(out.contains("2 records read; 1 holders added"), "{out}");
+    let applied =
+        "SELECT COUNT(*) FROM certificates WHERE serial IN ('e101', 'e102', 'e202', 'e301', 'e302', 'e401', 'e402')";
+    assert_eq!(count(&app, applied).await, 2, "only line 1 was applied: {out}");
+    // Run again with the bad line left to be refused: the rest of the file completes.
+    let (code, out) = import(&app, &file, &["--on-error", "continue", "--chunk", "1"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(count(&app, applied).await, 6, "lines 1, 3 and 4: {out}");
+}
+
 both_backends!(
+    a_refusal_found_in_the_registry_stops_the_import_before_what_was_read_ahead,
     a_file_with_bad_records_applies_the_good_ones_and_names_each_bad_line,
     an_import_killed_halfway_completes_when_run_again,
     a_delta_reaches_the_cache_the_outbox_and_the_audit_log,
