@@ -61,18 +61,8 @@ where
     for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> &'q str: sqlx::ColumnIndex<DB::Row>,
 {
-    let head = sqlx::query::<DB>(
-        "UPDATE audit_head SET seq = seq + 1, change_position = change_position + $1 WHERE id = 1
-         RETURNING seq, hash, change_position",
-    )
-    .bind(changes.len() as i64)
-    .fetch_one(&mut *conn)
-    .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
-    let last_position: i64 = head.try_get("change_position")?;
-    let first_position = last_position - changes.len() as i64 + 1;
-    for (position, change) in (first_position..).zip(changes) {
+    let head = reserve::<DB>(conn, changes.len() as i64).await?;
+    for (position, change) in (head.first_position..).zip(changes) {
         sqlx::query::<DB>(
             "INSERT INTO status_changes (position, issuer, serial, status, reason, since) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -85,31 +75,76 @@ where
         .execute(&mut *conn)
         .await?;
     }
+    seal::<DB>(conn, &head, entry).await
+}
+
+/// The head taken for one record: its sequence number, the hash it chains
+/// from, and the first of the stream positions reserved for its changes.
+pub(crate) struct Reserved {
+    seq: i64,
+    prev_hash: String,
+    pub first_position: i64,
+}
+
+/// Takes the head (locked until commit) for one record covering `changes` status changes.
+pub(crate) async fn reserve<DB>(conn: &mut DB::Connection, changes: i64) -> anyhow::Result<Reserved>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::ColumnIndex<DB::Row>,
+{
+    let head = sqlx::query::<DB>(
+        "UPDATE audit_head SET seq = seq + 1, change_position = change_position + $1 WHERE id = 1
+         RETURNING seq, hash, change_position",
+    )
+    .bind(changes)
+    .fetch_one(&mut *conn)
+    .await?;
+    let last_position: i64 = head.try_get("change_position")?;
+    Ok(Reserved {
+        seq: head.try_get("seq")?,
+        prev_hash: head.try_get("hash")?,
+        first_position: last_position - changes + 1,
+    })
+}
+
+/// Appends the record the head was taken for, chained to the one before.
+pub(crate) async fn seal<DB>(conn: &mut DB::Connection, head: &Reserved, entry: &AuditEntry<'_>) -> anyhow::Result<i64>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let fields = AuditFields {
-        seq,
+        seq: head.seq,
         at: entry.at,
         actor: entry.actor,
         action: entry.action,
         subject: entry.subject,
         details: &entry.details,
     };
-    let hash = chain_hash(&prev_hash, &fields);
+    let hash = chain_hash(&head.prev_hash, &fields);
     sqlx::query::<DB>(
         "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(seq)
+    .bind(head.seq)
     .bind(entry.at)
     .bind(entry.actor)
     .bind(entry.action)
     .bind(entry.subject)
     .bind(entry.details.as_str())
-    .bind(prev_hash.as_str())
+    .bind(head.prev_hash.as_str())
     .bind(hash.as_str())
     .execute(&mut *conn)
     .await?;
     sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash.as_str()).execute(&mut *conn).await?;
-    Ok(seq)
+    Ok(head.seq)
 }
 
 /// The first place where the chain does not hold.

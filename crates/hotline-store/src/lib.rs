@@ -35,7 +35,10 @@ pub use changes::StatusChange;
 pub use delivery::{DeadLetter, Leased, OutboxEvent, OutboxSummary, UnreadableEvent};
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
 pub use identify::{Identification, IdentifiedCard, IdentifiedHolder, IdentifiedSmartphone};
-pub use import::{ImportCertificate, ImportOutcome, ImportRecord, ImportRun, ImportSmartphone, Refusal, Stance};
+pub use import::{
+    FirstLoad, FirstLoadEnd, ImportCertificate, ImportOutcome, ImportRecord, ImportRun, ImportSmartphone, Refusal,
+    Stance,
+};
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};

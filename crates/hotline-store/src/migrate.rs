@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0006_console.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0006_console.sql"),
     },
+    Migration {
+        version: 7,
+        name: "byte_order_keys",
+        postgres: include_str!("../../../migrations/postgres/0007_byte_order_keys.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0007_byte_order_keys.sql"),
+    },
 ];
 
 impl Store {

@@ -15,7 +15,7 @@ use crate::{NewHolder, Store, format_instant};
 
 /// A row of `COPY … FROM STDIN` text format: tab-separated, `\N` for NULL.
 /// Every value is printable ASCII without tabs, so a backslash is all there is to escape.
-fn row(out: &mut String, fields: &[Option<&str>]) {
+pub(crate) fn row(out: &mut String, fields: &[Option<&str>]) {
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
             out.push('\t');
@@ -29,12 +29,36 @@ fn row(out: &mut String, fields: &[Option<&str>]) {
     out.push('\n');
 }
 
-async fn reserve_ids(tx: &mut PgConnection, table: &str, n: usize) -> anyhow::Result<Vec<i64>> {
-    let sql = format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, $1)");
-    Ok(sqlx::query_scalar(&sql).bind(n as i64).fetch_all(&mut *tx).await?)
+/// How the ids of new rows are taken from their table's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserve {
+    /// One `nextval` per id: safe beside any other writer.
+    EachId,
+    /// The sequence moved past all of them in one step: only for a caller
+    /// whose transaction holds the table, so no other writer takes ids
+    /// meanwhile (the primary key would refuse an id taken twice).
+    InOneStep,
 }
 
-async fn copy(tx: &mut PgConnection, statement: &str, rows: String) -> anyhow::Result<()> {
+async fn reserve_ids(tx: &mut PgConnection, table: &str, n: usize, how: Reserve) -> anyhow::Result<Vec<i64>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let sequence = format!("pg_get_serial_sequence('{table}', 'id')");
+    match how {
+        Reserve::EachId => {
+            let sql = format!("SELECT nextval({sequence}) FROM generate_series(1, $1)");
+            Ok(sqlx::query_scalar(&sql).bind(n as i64).fetch_all(&mut *tx).await?)
+        }
+        Reserve::InOneStep => {
+            let sql = format!("SELECT setval({sequence}, nextval({sequence}) + $1 - 1)");
+            let last: i64 = sqlx::query_scalar(&sql).bind(n as i64).fetch_one(&mut *tx).await?;
+            Ok((last - n as i64 + 1..=last).collect())
+        }
+    }
+}
+
+pub(crate) async fn copy(tx: &mut PgConnection, statement: &str, rows: String) -> anyhow::Result<()> {
     let mut copy = tx.copy_in_raw(statement).await?;
     copy.send(rows.into_bytes()).await?;
     copy.finish().await?;
@@ -48,11 +72,27 @@ pub(crate) async fn register(
     now: DateTime<Utc>,
     audit: Option<&AuditEntry<'_>>,
 ) -> anyhow::Result<Bulk> {
-    let now = format_instant(now);
     let mut conn = PgConnection::connect(&store.url).await?;
     let mut tx = conn.begin().await?;
-    let holder_ids = reserve_ids(&mut tx, "holders", holders.len()).await?;
-    let card_ids = reserve_ids(&mut tx, "cards", holders.iter().filter(|h| !h.card.is_empty()).count()).await?;
+    copy_holders(&mut tx, holders, &format_instant(now), Reserve::EachId).await?;
+    if let Some(entry) = audit {
+        crate::audit::append_on::<Postgres>(&mut tx, entry, &[]).await?;
+    }
+    tx.commit().await?;
+    Ok(Bulk::Added(holders.len()))
+}
+
+/// `COPY`s `holders` with their cards and certificates (all good, since
+/// `now`) in the caller's transaction; returns the holders' ids, in order.
+pub(crate) async fn copy_holders(
+    conn: &mut PgConnection,
+    holders: &[NewHolder],
+    now: &str,
+    reserve: Reserve,
+) -> anyhow::Result<Vec<i64>> {
+    let holder_ids = reserve_ids(conn, "holders", holders.len(), reserve).await?;
+    let cards = holders.iter().filter(|h| !h.card.is_empty()).count();
+    let card_ids = reserve_ids(conn, "cards", cards, reserve).await?;
     let (mut holder_rows, mut card_rows, mut certificate_rows) = (String::new(), String::new(), String::new());
     let mut cards = card_ids.iter();
     let (active, good) = (CardStatus::Active.as_str(), CertificateStatus::Good.as_str());
@@ -62,33 +102,29 @@ pub(crate) async fn register(
         row(&mut holder_rows, &[Some(&holder), Some(h.fingerprint.as_str()), Some(&dob)]);
         if !h.card.is_empty() {
             let card = cards.next().map(i64::to_string);
-            row(&mut card_rows, &[card.as_deref(), Some(&holder), Some(active), Some(&now)]);
+            row(&mut card_rows, &[card.as_deref(), Some(&holder), Some(active), Some(now)]);
             for c in &h.card {
                 let fields = [c.issuer.as_str(), c.serial.as_str(), c.kind.as_str(), Medium::Card.as_str()];
-                row(&mut certificate_rows, &certificate(&holder, fields, card.as_deref(), None, good, &now));
+                row(&mut certificate_rows, &certificate(&holder, fields, card.as_deref(), None, good, now));
             }
         }
         for phone in &h.smartphones {
             for c in &phone.certificates {
                 let fields = [c.issuer.as_str(), c.serial.as_str(), c.kind.as_str(), Medium::Smartphone.as_str()];
                 let device = Some(phone.device_id.as_str());
-                row(&mut certificate_rows, &certificate(&holder, fields, None, device, good, &now));
+                row(&mut certificate_rows, &certificate(&holder, fields, None, device, good, now));
             }
         }
     }
-    copy(&mut tx, "COPY holders (id, number_hmac, date_of_birth) FROM STDIN", holder_rows).await?;
-    copy(&mut tx, "COPY cards (id, holder_id, status, status_since) FROM STDIN", card_rows).await?;
+    copy(conn, "COPY holders (id, number_hmac, date_of_birth) FROM STDIN", holder_rows).await?;
+    copy(conn, "COPY cards (id, holder_id, status, status_since) FROM STDIN", card_rows).await?;
     copy(
-        &mut tx,
+        conn,
         "COPY certificates (holder_id, issuer, serial, kind, medium, card_id, device_id, status, since) FROM STDIN",
         certificate_rows,
     )
     .await?;
-    if let Some(entry) = audit {
-        crate::audit::append_on::<Postgres>(&mut tx, entry, &[]).await?;
-    }
-    tx.commit().await?;
-    Ok(Bulk::Added(holders.len()))
+    Ok(holder_ids)
 }
 
 /// A certificate row's fields in `COPY certificates` column order.

@@ -4,6 +4,7 @@
 
 mod cache;
 mod registry;
+mod registry_reading;
 mod seed;
 mod telemetry;
 
@@ -107,8 +108,8 @@ async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
         Command::Seed { holders, samples } => {
             seed::run(&config, holders, samples.as_deref()).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Registry { command: RegistryCommand::Import { file, on_error, chunk } } => {
-            registry::import(&config, &file, on_error, chunk as usize).await
+        Command::Registry { command: RegistryCommand::Import { file, on_error, chunk, first_load } } => {
+            registry::import(&config, &file, on_error, chunk as usize, first_load).await
         }
         Command::Registry { command: RegistryCommand::Generate { holders, out } } => registry::generate(holders, &out),
         Command::Token { command: TokenCommand::Create { role, name } } => {

@@ -1,90 +1,30 @@
 //! `hotline registry import` and `generate`: the issuing side's file read
-//! line by line (never whole: a national file is tens of gigabytes), checked,
-//! and applied a chunk at a time, with a progress bar over its bytes.
+//! on a thread of its own ([`crate::registry_reading`]) and applied a chunk
+//! at a time, or loaded whole in one transaction into an empty registry
+//! (`--first-load`), with a progress bar over its bytes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use hotline::cli::OnError;
 use hotline::config::Config;
-use hotline::registry_file::Reader;
 use hotline_store::synthetic::Generator;
-use hotline_store::{ImportOutcome, ImportRecord, ImportRun, Store};
+use hotline_store::{FirstLoad, ImportOutcome, ImportRecord, ImportRun, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A longer line is refused unread: a holder's record is well under a kilobyte.
-const MAX_LINE: u64 = 64 * 1024;
+use crate::registry_reading::{Checks, ReadOptions, Reading, read_in_chunks};
 
 /// Holders added before the planner's statistics are first refreshed.
 const FIRST_REFRESH: u64 = 10_000;
 
-/// One line of the file: its text, or why it could not be read as text.
-enum Line {
-    Text(String),
-    Unreadable(&'static str),
-}
-
-/// Reads the next line, at most [`MAX_LINE`] bytes of it kept; `None` at the end.
-fn next_line(reader: &mut impl BufRead, bytes: &mut u64) -> std::io::Result<Option<Line>> {
-    let mut buf = Vec::new();
-    let n = reader.by_ref().take(MAX_LINE + 1).read_until(b'\n', &mut buf)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    *bytes += n as u64;
-    if buf.last() != Some(&b'\n') && n as u64 > MAX_LINE {
-        // Skip the rest of the line.
-        let mut rest = Vec::new();
-        *bytes += reader.read_until(b'\n', &mut rest)? as u64;
-        return Ok(Some(Line::Unreadable("the line is longer than 64 KiB")));
-    }
-    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-        buf.pop();
-    }
-    Ok(Some(String::from_utf8(buf).map_or(Line::Unreadable("the line is not UTF-8"), Line::Text)))
-}
-
-/// The records of one transaction: no holder and no serial twice.
-#[derive(Default)]
-struct Chunk {
-    records: Vec<ImportRecord>,
-    holders: HashSet<String>,
-    serials: HashSet<(String, String)>,
-}
-
-impl Chunk {
-    fn keys(record: &ImportRecord) -> Vec<(String, String)> {
-        let card = record.card.iter().flatten();
-        let phones = record.smartphones.iter().flatten().flat_map(|p| &p.certificates);
-        card.chain(phones).map(|c| (c.issuer.as_str().to_owned(), c.serial.as_str().to_owned())).collect()
-    }
-
-    /// Whether `record` repeats a holder or a serial of the chunk: it then waits for the next one,
-    /// so that a later line about the same holder is applied after the earlier.
-    fn repeats(&self, record: &ImportRecord) -> bool {
-        self.holders.contains(record.fingerprint.as_str())
-            || Self::keys(record).iter().any(|k| self.serials.contains(k))
-    }
-
-    fn push(&mut self, record: ImportRecord) {
-        self.holders.insert(record.fingerprint.as_str().to_owned());
-        self.serials.extend(Self::keys(&record));
-        self.records.push(record);
-    }
-
-    fn take(&mut self) -> Vec<ImportRecord> {
-        self.holders.clear();
-        self.serials.clear();
-        std::mem::take(&mut self.records)
-    }
-}
-
 struct Import<'a> {
     store: &'a Store,
+    /// A first load under way: chunks go into it instead of their own transactions.
+    first_load: Option<FirstLoad>,
     run: ImportRun<'a>,
     bar: ProgressBar,
     total: ImportOutcome,
@@ -98,13 +38,17 @@ impl Import<'_> {
         if records.is_empty() {
             return Ok(());
         }
-        let outcome = self.store.import(&records, &self.run).await?;
+        let outcome = match &mut self.first_load {
+            Some(load) => load.load(&records, &self.run).await?,
+            None => self.store.import(&records, &self.run).await?,
+        };
         for refusal in &outcome.refused {
             self.say(&format!("line {}: {}", refusal.line, refusal.reason));
         }
         self.total.add(outcome);
-        // Each time the holders this import added double, the planner learns the registry's new size.
-        if self.total.added >= (2 * self.analyzed_at).max(FIRST_REFRESH) {
+        // Each time the holders this import added double, the planner learns the registry's new size
+        // (a first load has no index to plan with until its end, which refreshes them itself).
+        if self.first_load.is_none() && self.total.added >= (2 * self.analyzed_at).max(FIRST_REFRESH) {
             self.store.refresh_registry_statistics().await?;
             self.analyzed_at = self.total.added;
         }
@@ -132,102 +76,82 @@ impl Import<'_> {
     }
 }
 
-/// What a record is checked against, owned by the reading thread.
-struct Checks {
-    key: hotline_core::PiiKey,
-    issuers: HashMap<hotline_core::IssuerId, hotline_core::CertificateKind>,
-    today: chrono::NaiveDate,
-}
-
-/// What the reading thread hands the import, in the file's order.
-enum Reading {
-    /// Records for one transaction: no holder and no serial twice.
-    Chunk(Vec<ImportRecord>),
-    /// A line that is not a record, and why.
-    Refused { line: u64, reason: String },
-    /// Reading the file failed.
-    Failed(anyhow::Error),
-}
-
-/// Chunks read ahead of the one being applied: one is being read while one
-/// is applied, and one more waits, so neither side waits for the other.
-const READ_AHEAD: usize = 2;
-
-/// Reads and checks the file on its own thread, a chunk at a time, while the
-/// chunk before is applied: reading (the JSON, the check digit, the keyed
-/// fingerprint) is the import's own CPU work, and the database's is the
-/// rest, so on a machine with two cores they overlap. The thread stops at
-/// the end of the file, after a refusal when told to stop there, or when
-/// the import stops listening.
-fn read_in_chunks(
-    mut lines: impl BufRead + Send + 'static,
-    checks: Checks,
-    chunk_size: usize,
-    stop_at_refusal: bool,
-    bar: ProgressBar,
-) -> tokio::sync::mpsc::Receiver<Reading> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
-    std::thread::spawn(move || {
-        let reader = Reader { key: &checks.key, issuers: checks.issuers, today: checks.today };
-        let send = |read| sender.blocking_send(read).is_ok();
-        let mut chunk = Chunk::default();
-        let (mut line_number, mut bytes) = (0u64, 0u64);
-        loop {
-            let line = match next_line(&mut lines, &mut bytes) {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(e) => {
-                    send(Reading::Failed(anyhow::Error::new(e).context("could not read the file")));
-                    return;
+impl Import<'_> {
+    /// Reads the file (or only the lines of `only`) and applies it chunk by chunk, until its end or a stop.
+    async fn read_file(
+        &mut self,
+        file: &Path,
+        checks: Checks,
+        chunk_size: usize,
+        only: Option<Vec<u64>>,
+    ) -> anyhow::Result<()> {
+        let opened = File::open(file).with_context(|| format!("could not open {}", file.display()))?;
+        self.bar.set_length(opened.metadata().map(|m| m.len()).unwrap_or(0));
+        self.bar.set_position(0);
+        let lines = BufReader::with_capacity(1 << 20, opened);
+        let options = ReadOptions { chunk_size, stop_at_refusal: self.run.stop_at_refusal, only };
+        let mut read = read_in_chunks(lines, checks, options, self.bar.clone());
+        // Dropping `read` when the import stops tells the reading thread to stop too.
+        while self.total.stopped_at.is_none() {
+            match read.recv().await {
+                None => break,
+                Some(Reading::Chunk(records)) => {
+                    self.read += records.len() as u64;
+                    self.apply(records).await?;
                 }
-            };
-            line_number += 1;
-            bar.set_position(bytes);
-            let parsed = match line {
-                Line::Text(text) if text.trim().is_empty() => continue,
-                Line::Text(text) => reader.record(line_number, &text),
-                Line::Unreadable(why) => Err(why.to_owned()),
-            };
-            let delivered = match parsed {
-                Ok(record) => {
-                    let mut delivered = true;
-                    if chunk.repeats(&record) {
-                        delivered = send(Reading::Chunk(chunk.take()));
-                    }
-                    chunk.push(record);
-                    if chunk.records.len() >= chunk_size {
-                        delivered = delivered && send(Reading::Chunk(chunk.take()));
-                    }
-                    delivered
+                Some(Reading::Refused { line, reason }) => {
+                    self.read += 1;
+                    self.refuse(line, reason);
                 }
-                Err(reason) if stop_at_refusal => {
-                    // The records before the bad one are applied; nothing after it is read.
-                    send(Reading::Chunk(chunk.take()));
-                    send(Reading::Refused { line: line_number, reason });
-                    return;
-                }
-                Err(reason) => send(Reading::Refused { line: line_number, reason }),
-            };
-            if !delivered {
-                return;
+                Some(Reading::Failed(e)) => return Err(e),
             }
         }
-        send(Reading::Chunk(chunk.take()));
-    });
-    receiver
+        Ok(())
+    }
+
+    /// Settles and commits the first load, then applies the records it set aside, the careful way.
+    async fn finish_first_load(
+        &mut self,
+        load: FirstLoad,
+        file: &Path,
+        checks: Checks,
+        chunk_size: usize,
+    ) -> anyhow::Result<()> {
+        let bar = self.bar.clone();
+        let end = load.finish(&self.run, |step| bar.set_message(step.to_owned())).await?;
+        let t = &mut self.total;
+        t.added -= end.holders_set_aside;
+        t.certificates_added -= end.certificates_set_aside;
+        t.revoked += end.revoked;
+        if !end.set_aside.is_empty() {
+            self.say(&format!(
+                "{} records set aside (a holder listed twice, or a serial shared between holders): applied one by one now",
+                end.set_aside.len()
+            ));
+            // They were counted as read once already.
+            self.read -= end.set_aside.len() as u64;
+            self.read_file(file, checks, chunk_size, Some(end.set_aside)).await?;
+        }
+        Ok(())
+    }
 }
 
-pub async fn import(config: &Config, file: &Path, on_error: OnError, chunk_size: usize) -> anyhow::Result<ExitCode> {
+pub async fn import(
+    config: &Config,
+    file: &Path,
+    on_error: OnError,
+    chunk_size: usize,
+    first_load: bool,
+) -> anyhow::Result<ExitCode> {
     let store = config.open_store().await?;
     store.migrate().await?;
-    let key = config.pii_key(store.backend())?;
     let issuers: HashMap<_, _> = store.issuer_kinds().await?.into_iter().collect();
     let today = hotline_core::rules::tokyo_date(chrono::Utc::now());
-    let opened = File::open(file).with_context(|| format!("could not open {}", file.display()))?;
-    let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
-    let lines = BufReader::with_capacity(1 << 20, opened);
+    let checks = || -> anyhow::Result<Checks> {
+        Ok(Checks { key: config.pii_key(store.backend())?, issuers: issuers.clone(), today })
+    };
     let source = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let bar = ProgressBar::new(size).with_style(
+    let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
         )
@@ -240,35 +164,34 @@ pub async fn import(config: &Config, file: &Path, on_error: OnError, chunk_size:
         at: chrono::Utc::now(),
         stop_at_refusal: on_error == OnError::Stop,
     };
-    let checks = Checks { key, issuers, today };
-    let mut read = read_in_chunks(lines, checks, chunk_size, run.stop_at_refusal, bar.clone());
-    let mut import = Import { store: &store, run, bar, total: ImportOutcome::default(), read: 0, analyzed_at: 0 };
-    // Dropping `read` when the import stops tells the reading thread to stop too.
-    while import.total.stopped_at.is_none() {
-        match read.recv().await {
-            None => break,
-            Some(Reading::Chunk(records)) => {
-                import.read += records.len() as u64;
-                import.apply(records).await?;
-            }
-            Some(Reading::Refused { line, reason }) => {
-                import.read += 1;
-                import.refuse(line, reason);
-            }
-            Some(Reading::Failed(e)) => return Err(e),
+    let first_load = if first_load { Some(store.begin_first_load().await?) } else { None };
+    let loading_first = first_load.is_some();
+    let mut import =
+        Import { store: &store, first_load, run, bar, total: ImportOutcome::default(), read: 0, analyzed_at: 0 };
+    import.read_file(file, checks()?, chunk_size, None).await?;
+    if let Some(load) = import.first_load.take() {
+        if let Some(line) = import.total.stopped_at {
+            // Dropping the load rolls it back, schema changes and all.
+            drop(load);
+            import.bar.finish_and_clear();
+            println!(
+                "stopped at line {line} (--on-error stop): a first load is one transaction, so nothing is loaded; correct the line and run it again"
+            );
+            return Ok(ExitCode::from(2));
         }
+        import.finish_first_load(load, file, checks()?, chunk_size).await?;
     }
-    drop(read);
     import.bar.finish_and_clear();
     let t = &import.total;
     tracing::info!(
         source = %source, records = import.read, added = t.added, changed = t.changed, unchanged = t.unchanged,
         certificates_added = t.certificates_added, revoked = t.revoked, refused = t.refused.len(),
-        "registry import finished"
+        first_load = loading_first, "registry import finished"
     );
     println!(
-        "imported {}: {} records read; {} holders added, {} changed, {} unchanged; {} certificates registered, {} revoked; {} refused",
+        "imported {}{}: {} records read; {} holders added, {} changed, {} unchanged; {} certificates registered, {} revoked; {} refused",
         file.display(),
+        if loading_first { " (first load)" } else { "" },
         import.read,
         t.added,
         t.changed,

@@ -434,6 +434,170 @@ async fn a_refusal_found_in_the_registry_stops_the_import_before_what_was_read_a
     assert_eq!(count(&app, applied).await, 6, "lines 1, 3 and 4: {out}");
 }
 
+/// The registry as an import leaves it, ids aside: one line per certificate with its holder's fingerprint.
+async fn registry_rows(store: &hotline_store::Store) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT concat_ws(' ', h.number_hmac, h.date_of_birth, c.issuer, c.serial, c.kind, c.medium, c.status,
+                c.reason, c.device_id, k.status)
+         FROM certificates c JOIN holders h ON h.id = c.holder_id LEFT JOIN cards k ON k.id = c.card_id ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+/// What else an import writes, ids and instants aside: the outbox's events, the change stream, the schema's keys.
+async fn side_effects(store: &hotline_store::Store) -> Vec<String> {
+    let mut all = Vec::new();
+    for sql in [
+        "SELECT concat_ws(' ', 'outbox', issuer, serial, action, reason, state) FROM outbox ORDER BY 1",
+        "SELECT concat_ws(' ', 'change', issuer, serial, status, reason) FROM status_changes ORDER BY 1",
+        "SELECT concat_ws(' ', 'key', conrelid::regclass, pg_get_constraintdef(oid)) FROM pg_constraint
+          WHERE conrelid IN ('holders'::regclass, 'cards'::regclass, 'certificates'::regclass) ORDER BY 1",
+        "SELECT concat_ws(' ', 'index', indexdef) FROM pg_indexes
+          WHERE tablename IN ('holders', 'cards', 'certificates') ORDER BY 1",
+    ] {
+        all.extend(sqlx::query_scalar::<_, String>(sql).fetch_all(store.pool()).await.unwrap());
+    }
+    all
+}
+
+/// `--first-load` into an empty registry leaves exactly what the chunked import leaves: a revoked
+/// certificate through the outbox and the change stream, a holder listed twice applied as a change,
+/// a serial shared between holders refused by line, every key and index built again; and it is
+/// refused, changing nothing, once the registry is not empty.
+async fn a_first_load_leaves_what_the_chunked_import_leaves() {
+    let people = people(4);
+    let dir = tempfile::tempdir().unwrap();
+    let mut revoked = line(&people[1], Some(("f10a", "f10b")), &[("phone-1", "f10c")]);
+    revoked["smartphones"][0]["certificates"][0]["status"] = json!("revoked");
+    revoked["smartphones"][0]["certificates"][0]["reason"] = json!("key_compromise");
+    let mut lines = json_lines(&[
+        line(&people[0], Some(("f00a", "f00b")), &[]),
+        revoked,
+        line(&people[2], Some(("f20a", "f20b")), &[("phone-2", "f20c")]),
+        // The first holder again, with a new card: a change to them.
+        line(&people[0], Some(("f00d", "f00e")), &[]),
+        // A serial of the second holder's: refused.
+        line(&people[3], Some(("f30a", "f10b")), &[]),
+    ]);
+    lines.insert(2, "{not json".to_owned());
+    let file = write(dir.path(), "first.jsonl", &lines);
+    let mut results = Vec::new();
+    for args in [&["--on-error", "continue"][..], &["--on-error", "continue", "--first-load"][..]] {
+        let db = hotline_testkit::TestDb::new(Backend::Postgres).await;
+        let mut cmd = hotline(dir.path());
+        cmd.args(["registry", "import"]).arg(&file).args(args);
+        cmd.env("HOTLINE_DATABASE_URL", &db.url).env("HOTLINE_PII_KEY", KEY);
+        let (code, out, err) = run(cmd).await;
+        let store = db.store().await;
+        assert_eq!(store.verify_audit().await.unwrap().first_break, None, "{args:?}");
+        let named: Vec<u64> = format!("{out}{err}")
+            .lines()
+            .filter_map(|l| l.strip_prefix("line ")?.split(':').next()?.parse().ok())
+            .collect();
+        assert_no_number(&people, &format!("{out}{err}"), "the import's output");
+        results.push((code, named, registry_rows(&store).await, side_effects(&store).await, format!("{out}{err}"), db));
+    }
+    let (chunked, first) = (&results[0], &results[1]);
+    assert!(first.4.contains("(first load)"), "{}", first.4);
+    assert_eq!(first.0, 2, "refusals exit 2: {}", first.4);
+    assert_eq!(first.0, chunked.0);
+    let mut first_named = first.1.clone();
+    first_named.sort_unstable();
+    assert_eq!(first_named, vec![3, 6], "the bad line and the shared serial: {}", first.4);
+    let mut chunked_named = chunked.1.clone();
+    chunked_named.sort_unstable();
+    assert_eq!(first_named, chunked_named);
+    assert_eq!(first.2, chunked.2, "the registry differs");
+    assert_eq!(first.3, chunked.3, "the outbox, the change stream or the keys differ");
+    assert!(first.3.iter().any(|l| l.ends_with("f10c revoke key_compromise pending")), "{:?}", first.3);
+    assert!(first.3.iter().any(|l| l.contains("UNIQUE (issuer, serial)")), "{:?}", first.3);
+
+    // Not empty now: refused, and nothing changes.
+    let db = &first.5;
+    let before = registry_rows(&db.store().await).await;
+    let mut cmd = hotline(dir.path());
+    cmd.args(["registry", "import", "--first-load"]).arg(&file);
+    cmd.env("HOTLINE_DATABASE_URL", &db.url).env("HOTLINE_PII_KEY", KEY);
+    let (code, out, err) = run(cmd).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(registry_rows(&db.store().await).await, before);
+}
+
+/// A first load killed with SIGKILL while it copies leaves an empty registry with every key and
+/// index in place (the schema changes were in its transaction), and run again it completes.
+async fn a_first_load_killed_leaves_nothing_and_completes_when_run_again() {
+    let db = hotline_testkit::TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let schema = side_effects(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.jsonl");
+    let holders = 30_000;
+    let mut cmd = hotline(dir.path());
+    cmd.args(["registry", "generate", "--holders", &holders.to_string()]).arg(&file);
+    let (code, out, err) = run(cmd).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let load = || {
+        let mut cmd = hotline(dir.path());
+        cmd.args(["registry", "import", "--first-load", "--chunk", "500"]).arg(&file);
+        cmd.env("HOTLINE_DATABASE_URL", &db.url).env("HOTLINE_PII_KEY", KEY);
+        cmd
+    };
+    let mut cmd = load();
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Halfway: the load's session has sent a few chunks of certificates (its rows are not visible outside it).
+    let copies = "SELECT count(*) FROM audit_log";
+    let mut copying = false;
+    for _ in 0..3_000 {
+        let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY certificates%'";
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap();
+        if n > 0 {
+            copying = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(copying, "the first load never started copying");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the load ended before it could be killed halfway");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    // The killed session's transaction is rolled back as PostgreSQL notices it gone.
+    for _ in 0..400 {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'holders' AND l.mode = 'AccessExclusiveLock'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let holders_in: i64 = sqlx::query_scalar("SELECT count(*) FROM holders").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(holders_in, 0, "a killed first load leaves nothing");
+    let audited: i64 = sqlx::query_scalar(copies).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(audited, 0, "nor any audit record");
+    assert_eq!(side_effects(&store).await, schema, "every key and index is in place after the kill");
+
+    let (code, out, err) = run(load()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("{holders} holders added")), "{out}");
+    let holders_in: i64 = sqlx::query_scalar("SELECT count(*) FROM holders").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(holders_in, holders);
+    assert_eq!(side_effects(&store).await, schema, "the keys and indexes are built again");
+    store.verify_audit().await.unwrap();
+}
+
+hotline_testkit::postgres_only!(
+    a_first_load_leaves_what_the_chunked_import_leaves,
+    a_first_load_killed_leaves_nothing_and_completes_when_run_again,
+);
+
 both_backends!(
     a_refusal_found_in_the_registry_stops_the_import_before_what_was_read_ahead,
     a_file_with_bad_records_applies_the_good_ones_and_names_each_bad_line,

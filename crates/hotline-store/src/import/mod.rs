@@ -13,10 +13,13 @@
 //! change stream, the outbox and the audit log as a suspension's.
 
 mod apply;
+mod first_load;
 mod plan;
 mod state;
 
 use std::collections::HashSet;
+
+pub use first_load::{FirstLoad, FirstLoadEnd};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hotline_core::{CertificateKind, DeviceId, HolderFingerprint, IssuerId, RevocationReason, Serial};
