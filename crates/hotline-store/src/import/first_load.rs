@@ -19,7 +19,7 @@
 use hotline_core::{CaAction, CertificateStatus};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
-use super::{ImportOutcome, ImportRecord, ImportRun, Stance, new_holder};
+use super::{ImportOutcome, ImportRecord, ImportRun, Stance, bulk_entry, new_holder};
 use crate::audit::{self, AuditEntry};
 use crate::registry_copy::{Reserve, copy, copy_holders, row};
 use crate::{Backend, Store, format_instant};
@@ -157,16 +157,7 @@ impl FirstLoad {
         }
         copy(&mut self.tx, "COPY first_load_lines (holder_id, line) FROM STDIN", lines).await?;
         copy(&mut self.tx, "COPY first_load_revoked (holder_id, issuer, serial, reason) FROM STDIN", revoked).await?;
-        let details = serde_json::json!({
-            "source": run.source, "lines": [first.line, last.line], "holders_added": holders.len(), "first_load": true,
-        });
-        let entry = AuditEntry {
-            at: &at,
-            actor: run.actor,
-            action: "registry.imported",
-            subject: "registry",
-            details: details.to_string(),
-        };
+        let entry = bulk_entry(run, &at, [first.line, last.line], holders.len(), true);
         audit::append_on::<Postgres>(&mut self.tx, &entry, &[]).await?;
         outcome.added = holders.len() as u64;
         outcome.certificates_added = records.iter().map(|r| r.certificates().count() as u64).sum();

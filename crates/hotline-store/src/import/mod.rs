@@ -216,14 +216,7 @@ impl Store {
                 break;
             }
             let holders: Vec<NewHolder> = batch.iter().map(|r| new_holder(r)).collect();
-            let details = serde_json::json!({"source": run.source, "lines": [first.line, last.line], "holders_added": holders.len()});
-            let entry = AuditEntry {
-                at: &at,
-                actor: run.actor,
-                action: "registry.imported",
-                subject: "registry",
-                details: details.to_string(),
-            };
+            let entry = bulk_entry(run, &at, [first.line, last.line], holders.len(), false);
             match self.register(&holders, run.at, Some(&entry)).await? {
                 Bulk::Added(n) => {
                     outcome.added += n as u64;
@@ -267,6 +260,21 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The audit record of holders registered in bulk: the file's lines they came from and how many.
+fn bulk_entry<'a>(
+    run: &'a ImportRun<'_>,
+    at: &'a str,
+    lines: [u64; 2],
+    holders: usize,
+    first_load: bool,
+) -> AuditEntry<'a> {
+    let mut details = serde_json::json!({"source": run.source, "lines": lines, "holders_added": holders});
+    if first_load {
+        details["first_load"] = true.into();
+    }
+    AuditEntry { at, actor: run.actor, action: "registry.imported", subject: "registry", details: details.to_string() }
 }
 
 /// The records that repeat no holder and no serial of an earlier record of the chunk; the others are refused.
