@@ -470,6 +470,52 @@ async fn a_live_workers_leases_outlast_a_slow_ca_and_no_event_is_sent_twice() {
     assert!(stats.replays.is_empty(), "no event was sent a second time: {:?}", stats.replays);
 }
 
+/// A lease renewal that meets a row someone else has locked neither waits for
+/// it nor holds up the rest of the batch. (It once did both: the renewal ran
+/// where the batch's deliveries were polled and waited on a settling
+/// transaction's row lock, while that transaction waited to be polled to
+/// commit, and the worker stopped for good.)
+async fn a_renewal_meeting_a_locked_row_does_not_stall_the_batch() {
+    let registry = Registry::new(Backend::Postgres, 2).await;
+    // Every CA call outlasts a third of the lease: a renewal comes due while the batch is out.
+    let ca = CaSimServer::start_with(&["--latency-ms", "600"]);
+    let free = registry.suspend_card(0).await;
+    let held_up = registry.suspend_card(1).await;
+    let (worker, _) =
+        worker_with(&registry.store, &ca, WorkerSettings { lease: Duration::from_millis(900), ..settings() });
+    let sending = tokio::spawn(async move { worker.drain_once().await.unwrap() });
+    loop {
+        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE leased_by IS NOT NULL")
+            .fetch_one(registry.store.pool())
+            .await
+            .unwrap();
+        if leased == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another session locks one suspension's events while the batch is at the CA.
+    let mut lock = registry.store.pool().begin().await.unwrap();
+    let locked = sqlx::query("SELECT seq FROM outbox WHERE suspension_id = $1 FOR UPDATE")
+        .bind(&held_up.id)
+        .fetch_all(&mut *lock)
+        .await
+        .unwrap();
+    assert_eq!(locked.len(), 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while ca_sync_of(&registry.store, &free.id).await.0 != "confirmed" {
+        assert!(tokio::time::Instant::now() < deadline, "the unlocked suspension's events were not settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!sending.is_finished(), "the locked events cannot have been settled yet");
+    lock.rollback().await.unwrap();
+    assert_eq!(sending.await.unwrap(), 4);
+    assert_eq!(ca_sync_of(&registry.store, &held_up.id).await.0, "confirmed");
+    let stats = ca.control().stats().await.unwrap();
+    assert_eq!(stats.applied.len(), 4);
+    assert!(stats.replays.is_empty(), "no event was sent a second time: {:?}", stats.replays);
+}
+
 async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signature() {
     let registry = Registry::new(Backend::Postgres, 3).await;
     let ca = CaSimServer::start();
@@ -534,5 +580,6 @@ hotline_testkit::postgres_only!(
     two_workers_on_one_database_send_each_event_once,
     a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice,
     a_live_workers_leases_outlast_a_slow_ca_and_no_event_is_sent_twice,
+    a_renewal_meeting_a_locked_row_does_not_stall_the_batch,
     reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signature,
 );

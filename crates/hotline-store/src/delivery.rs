@@ -162,15 +162,23 @@ impl Store {
 
     /// Extends `owner`'s leases on the events `seqs` that are still pending to
     /// `until` (a heartbeat while they are being sent); returns how many.
+    ///
+    /// On PostgreSQL a row another transaction has locked is skipped, not
+    /// waited for: it is being settled (its lease no longer matters), or it is
+    /// renewed on the next beat. Waiting would hold the renewal behind a
+    /// settling transaction, and every settle after it behind the renewal.
     pub async fn renew_leases(&self, owner: &str, seqs: &[i64], until: DateTime<Utc>) -> anyhow::Result<u64> {
         if seqs.is_empty() {
             return Ok(0);
         }
         let list: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 4)).collect();
-        let sql = format!(
-            "UPDATE outbox SET leased_until = $1 WHERE leased_by = $2 AND state = $3 AND seq IN ({})",
-            list.join(", ")
-        );
+        let mine =
+            format!("SELECT seq FROM outbox WHERE leased_by = $2 AND state = $3 AND seq IN ({})", list.join(", "));
+        let mine = match self.backend() {
+            Backend::Postgres => format!("{mine} FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => mine,
+        };
+        let sql = format!("UPDATE outbox SET leased_until = $1 WHERE seq IN ({mine})");
         let mut query = sqlx::query(&sql).bind(format_instant(until)).bind(owner).bind(OutboxState::Pending.as_str());
         for seq in seqs {
             query = query.bind(*seq);

@@ -44,23 +44,28 @@ impl Worker {
             }
             lock(in_hand).retain(|seq| *seq != event.seq);
         });
-        tokio::pin!(deliveries);
         // While the batch is being sent, its leases are renewed every third of a lease, so a
         // lease can be short: a worker that dies stops renewing, and its events are taken over
         // within about one lease, while a live worker keeps them however long the CA takes.
-        let mut renew =
-            tokio::time::interval_at(tokio::time::Instant::now() + self.settings.lease / 3, self.settings.lease / 3);
-        loop {
-            tokio::select! {
-                () = &mut deliveries => return Ok(claimed),
-                _ = renew.tick() => {
-                    let seqs = lock(in_hand).clone();
-                    let until = Utc::now() + lease;
-                    if let Err(e) = self.store.renew_leases(&self.owner, &seqs, until).await {
-                        tracing::warn!(error = %format!("{e:#}"), "could not renew outbox leases; they run out unless renewed next time");
-                    }
+        // The renewal is a future of its own beside the deliveries, so that while it waits
+        // on the database the deliveries go on being polled (a settle half done holds row locks).
+        let renewing = async {
+            let mut renew = tokio::time::interval_at(
+                tokio::time::Instant::now() + self.settings.lease / 3,
+                self.settings.lease / 3,
+            );
+            loop {
+                renew.tick().await;
+                let seqs = lock(in_hand).clone();
+                let until = Utc::now() + lease;
+                if let Err(e) = self.store.renew_leases(&self.owner, &seqs, until).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not renew outbox leases; they run out unless renewed next time");
                 }
             }
+        };
+        tokio::select! {
+            () = deliveries => Ok(claimed),
+            () = renewing => unreachable!("the renewal beats until the batch is settled"),
         }
     }
 
