@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use hotline::cli::OnError;
@@ -31,6 +32,7 @@ struct Import<'a> {
     read: u64,
     /// Holders added when the planner's statistics were last refreshed.
     analyzed_at: u64,
+    started: Instant,
 }
 
 impl Import<'_> {
@@ -118,7 +120,19 @@ impl Import<'_> {
         chunk_size: usize,
     ) -> anyhow::Result<()> {
         let bar = self.bar.clone();
-        let end = load.finish(&self.run, |step| bar.set_message(step.to_owned())).await?;
+        // Each stage's time is logged as it ends: where a long first load spends its time.
+        let stage: std::sync::Mutex<(&str, Instant)> = std::sync::Mutex::new(("copying the records", self.started));
+        let done = |(name, since): (&str, Instant)| {
+            tracing::info!(stage = name, elapsed_ms = since.elapsed().as_millis() as u64, "first load stage done");
+        };
+        let end = load
+            .finish(&self.run, |step| {
+                bar.set_message(step.to_owned());
+                let next = (step, Instant::now());
+                done(std::mem::replace(&mut *stage.lock().unwrap_or_else(|e| e.into_inner()), next));
+            })
+            .await?;
+        done(stage.into_inner().unwrap_or_else(|e| e.into_inner()));
         let t = &mut self.total;
         t.added -= end.holders_set_aside;
         t.certificates_added -= end.certificates_set_aside;
@@ -166,8 +180,16 @@ pub async fn import(
     };
     let first_load = if first_load { Some(store.begin_first_load().await?) } else { None };
     let loading_first = first_load.is_some();
-    let mut import =
-        Import { store: &store, first_load, run, bar, total: ImportOutcome::default(), read: 0, analyzed_at: 0 };
+    let mut import = Import {
+        store: &store,
+        first_load,
+        run,
+        bar,
+        total: ImportOutcome::default(),
+        read: 0,
+        analyzed_at: 0,
+        started: Instant::now(),
+    };
     import.read_file(file, checks()?, chunk_size, None).await?;
     if let Some(load) = import.first_load.take() {
         if let Some(line) = import.total.stopped_at {

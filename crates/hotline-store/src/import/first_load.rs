@@ -27,7 +27,7 @@ use crate::{Backend, Store, format_instant};
 /// The registry's tables a first load takes for itself.
 const TABLES: &str = "holders, cards, certificates";
 
-/// Memory for each index build: a sort that fits is one pass.
+/// Memory for each index build and each foreign key's check: a sort or a hash that fits is one pass.
 const BUILD_MEMORY: &str = "512MB";
 
 /// A first load under way: an open transaction holding the registry's
@@ -77,6 +77,8 @@ impl Store {
             );
         }
         tx.execute(format!("SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'").as_str()).await?;
+        // Each foreign key is checked by one join over the loaded rows: a hash table that fits is one pass.
+        tx.execute(format!("SET LOCAL work_mem = '{BUILD_MEMORY}'").as_str()).await?;
         let (unique, rest) = drop_keys_and_indexes(&mut tx).await?;
         // Where each holder is in the file, and what the file says is revoked: both settled at the end.
         tx.execute(
@@ -167,7 +169,7 @@ impl FirstLoad {
     /// Builds the unique keys (setting aside the holders that break them),
     /// revokes what the file says is revoked, builds the other indexes and
     /// the foreign keys, and commits. `step` is told each stage as it starts.
-    pub async fn finish(mut self, run: &ImportRun<'_>, step: impl Fn(&str)) -> anyhow::Result<FirstLoadEnd> {
+    pub async fn finish(mut self, run: &ImportRun<'_>, step: impl Fn(&'static str)) -> anyhow::Result<FirstLoadEnd> {
         let mut end = FirstLoadEnd::default();
         step("building the unique keys");
         if !self.try_unique_keys().await? {
