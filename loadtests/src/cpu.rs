@@ -51,6 +51,27 @@ fn stat_counts(stat: &str) -> Option<(u64, u32, u32)> {
     Some((major_faults, user, system))
 }
 
+/// CPU time the whole machine spent busy so far, all cores together: user,
+/// nice, system and interrupts, from the first line of `/proc/stat`. Time
+/// stolen by the hypervisor is not counted: it is not the run's work. For
+/// work spread over processes that come and go (a database's backends and
+/// parallel workers), on a machine doing nothing else meanwhile.
+pub fn machine_busy() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("no /proc/stat")?;
+    let ticks = busy_ticks(stat.lines().next().unwrap_or_default()).context("unexpected /proc/stat")?;
+    let tick = Duration::from_secs(1) / u32::try_from(rustix::param::clock_ticks_per_second())?;
+    Ok(tick * u32::try_from(ticks)?)
+}
+
+/// User, nice, system, irq and softirq of a `cpu` line (fields 1, 2, 3, 6 and 7).
+fn busy_ticks(line: &str) -> Option<u64> {
+    let mut fields = line.strip_prefix("cpu ")?.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let mut next = || fields.next().flatten();
+    let (user, nice, system, _idle, _iowait, irq, softirq) =
+        (next()?, next()?, next()?, next()?, next()?, next()?, next()?);
+    Some(user + nice + system + irq + softirq)
+}
+
 /// The processes a process started (nginx's master: its workers).
 pub fn children(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -67,6 +88,27 @@ mod tests {
         let stat = "4242 (hotline http 0) S 1 4242 4242 0 -1 4194560 100 0 17 0 731 205 0 0 20 0 5 0 1000 0 0";
         assert_eq!(stat_counts(stat), Some((17, 731, 205)));
         assert_eq!(stat_counts("4242 (cut short) S 1"), None);
+    }
+
+    #[test]
+    fn counts_the_busy_fields_of_the_machine_line_and_not_idle_or_steal() {
+        assert_eq!(busy_ticks("cpu  100 5 40 9000 30 2 3 700 0 0"), Some(150));
+        assert_eq!(busy_ticks("cpu0 100 5 40 9000 30 2 3 700 0 0"), None);
+        assert_eq!(busy_ticks("cpu  100 5"), None);
+    }
+
+    #[test]
+    fn the_machine_is_busy_while_this_process_spins() {
+        // As above: only a reading that never grows runs into the bound.
+        let before = machine_busy().unwrap();
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while machine_busy().unwrap() < before + Duration::from_millis(50) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the machine's busy time never grew from {before:?}");
+            for _ in 0..1_000_000 {
+                spin = std::hint::black_box(spin.wrapping_add(1));
+            }
+        }
     }
 
     #[test]

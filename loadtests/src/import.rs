@@ -3,14 +3,18 @@
 //! the same run: a plain `COPY` of the same certificate rows into a table
 //! with no index, no constraint and no trigger, and the same of every row
 //! the import writes (holders and cards too). Then the same file again
-//! (every holder unchanged), the rate a daily re-delivery costs.
+//! (every holder unchanged), the rate a daily re-delivery costs. Each step
+//! is measured in the machine's busy CPU time as well as in time: how much
+//! work it is, and so how fast the machine's cores could do it at best.
 
-use std::time::Instant;
+use std::ops::Add;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::process::Command;
 
 use crate::common::{Target, fresh_database, hotline, psql};
+use crate::cpu::machine_busy;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,6 +23,33 @@ pub struct Args {
     /// Holders in the file (about 2.7 certificates each).
     #[arg(long, default_value_t = 100_000)]
     holders: u64,
+}
+
+/// A step's time and the machine's busy CPU time meanwhile, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Step {
+    secs: f64,
+    cpu: f64,
+}
+
+impl Add for Step {
+    type Output = Step;
+    fn add(self, other: Step) -> Step {
+        Step { secs: self.secs + other.secs, cpu: self.cpu + other.cpu }
+    }
+}
+
+/// Where a step started.
+struct Mark(Instant, Duration);
+
+impl Mark {
+    fn now() -> anyhow::Result<Self> {
+        Ok(Mark(Instant::now(), machine_busy()?))
+    }
+
+    fn step(&self) -> anyhow::Result<Step> {
+        Ok(Step { secs: self.0.elapsed().as_secs_f64(), cpu: (machine_busy()? - self.1).as_secs_f64() })
+    }
 }
 
 async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
@@ -42,21 +73,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     hotline(&args.target.hotline, &db, &[], &["migrate"]).await?;
 
     eprintln!("importing in chunks…");
-    let started = Instant::now();
+    let started = Mark::now()?;
     let summary = hotline(&args.target.hotline, &db, &[], &["registry", "import", file_arg]).await?;
-    let chunked = started.elapsed().as_secs_f64();
-    let started = Instant::now();
+    let chunked = started.step()?;
+    let started = Mark::now()?;
     let again = hotline(&args.target.hotline, &db, &[], &["registry", "import", file_arg]).await?;
-    let second = started.elapsed().as_secs_f64();
+    let second = started.step()?;
     let certificates: f64 = scalar(&db, "SELECT count(*) FROM certificates").await?.parse()?;
 
     eprintln!("importing as a first load into another database…");
     let first_db = fresh_database(&args.target.pg_url, "hotline_bench_first_load").await?;
     hotline(&args.target.hotline, &first_db, &[], &["migrate"]).await?;
-    let started = Instant::now();
+    let started = Mark::now()?;
     let first_summary =
         hotline(&args.target.hotline, &first_db, &[], &["registry", "import", "--first-load", file_arg]).await?;
-    let first_load = started.elapsed().as_secs_f64();
+    let first_load = started.step()?;
     let loaded: f64 = scalar(&first_db, "SELECT count(*) FROM certificates").await?.parse()?;
     anyhow::ensure!(
         loaded == certificates,
@@ -66,15 +97,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_first_load WITH (FORCE)").await?;
 
     // The second ceiling: the holders' and cards' rows too, into bare tables.
-    let mut every_row = 0.0;
+    let mut every_row = Step::default();
     for table in ["holders", "cards"] {
         let rows = dir.path().join(format!("{table}.copy"));
         let rows_arg = rows.to_str().context("a temporary path that is not UTF-8")?;
         psql(&db, &format!("\\copy {table} TO '{rows_arg}'")).await?;
         psql(&db, &format!("CREATE TABLE ceiling_{table} (LIKE {table})")).await?;
-        let started = Instant::now();
+        let started = Mark::now()?;
         psql(&db, &format!("\\copy ceiling_{table} FROM '{rows_arg}'")).await?;
-        every_row += started.elapsed().as_secs_f64();
+        every_row = every_row + started.step()?;
         psql(&db, &format!("DROP TABLE ceiling_{table}")).await?;
     }
 
@@ -98,14 +129,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut copies = Vec::new();
     for (table, create) in &tables {
         psql(&db, create).await?;
-        let started = Instant::now();
+        let started = Mark::now()?;
         psql(&db, &format!("\\copy {table} FROM '{rows_arg}'")).await?;
-        copies.push(started.elapsed().as_secs_f64());
+        copies.push(started.step()?);
     }
     let ceiling = copies[0];
-    every_row += ceiling;
+    every_row = every_row + ceiling;
     // What a first-load mode would reach: the bare table's indexes and foreign keys built once, after the rows.
-    let started = Instant::now();
+    let started = Mark::now()?;
     psql(
         &db,
         "CREATE UNIQUE INDEX ON ceiling (issuer, serial);
@@ -117,7 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
            ADD FOREIGN KEY (card_id) REFERENCES cards (id);",
     )
     .await?;
-    let built_after = ceiling + started.elapsed().as_secs_f64();
+    let built_after = ceiling + started.step()?;
     for (table, _) in &tables {
         psql(&db, &format!("DROP TABLE {table}")).await?;
     }
@@ -128,15 +159,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", again.trim());
     println!("{}", first_summary.trim());
     println!(
-        "| step | time | certificates per second | ratio to the certificates' `COPY` | ratio to every row's `COPY` |"
+        "| step | time | certificates per second | ratio to the certificates' `COPY` | ratio to every row's `COPY` | busy CPU time (all cores) |"
     );
-    println!("|---|---|---|---|---|");
-    let line = |step: &str, secs: f64| {
+    println!("|---|---|---|---|---|---|");
+    let line = |step: &str, Step { secs, cpu }: Step| {
         println!(
-            "| {step} | {secs:.2} s | {:.0} | {:.3} | {:.3} |",
+            "| {step} | {secs:.2} s | {:.0} | {:.3} | {:.3} | {cpu:.2} s |",
             certificates / secs,
-            ceiling / secs,
-            every_row / secs
+            ceiling.secs / secs,
+            every_row.secs / secs
         );
     };
     line("`COPY` of the certificate rows into a bare table (ceiling)", ceiling);
@@ -147,6 +178,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     line("first load (`--first-load`: holders, cards, certificates, keys, audit)", first_load);
     line("chunked import (holders, cards, certificates, audit)", chunked);
     line("the same file again (all unchanged)", second);
+    // However well a load spread its work over the cores, it could not take less than its CPU time shared out.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let floor = first_load.cpu / cores;
+    println!(
+        "the first load's work, {:.2} s of CPU time, on {cores} cores takes {floor:.2} s at best: at most {:.3} of the certificates' `COPY`, {:.3} of every row's",
+        first_load.cpu,
+        ceiling.secs / floor,
+        every_row.secs / floor
+    );
     println!(
         "database size after the chunked import: {:.0} MB, {:.0} bytes per certificate; after the first load: {:.0} MB, {:.0} bytes per certificate",
         size.parse::<f64>()? / 1e6,
