@@ -19,14 +19,13 @@ pub struct CpuTime {
 impl CpuTime {
     /// What the processes used so far, all their threads included.
     pub fn of(pids: &[u32]) -> anyhow::Result<Self> {
-        let tick = Duration::from_secs(1) / u32::try_from(rustix::param::clock_ticks_per_second())?;
         let mut total = Self::default();
         for pid in pids {
             let stat =
                 std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("no process {pid}"))?;
             let (faults, user, system) = stat_counts(&stat).context("unexpected /proc/<pid>/stat")?;
-            total.user += tick * user;
-            total.system += tick * system;
+            total.user += ticks(user.into());
+            total.system += ticks(system.into());
             total.major_faults += faults;
         }
         Ok(total)
@@ -58,9 +57,15 @@ fn stat_counts(stat: &str) -> Option<(u64, u32, u32)> {
 /// parallel workers), on a machine doing nothing else meanwhile.
 pub fn machine_busy() -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").context("no /proc/stat")?;
-    let ticks = busy_ticks(stat.lines().next().unwrap_or_default()).context("unexpected /proc/stat")?;
-    let tick = Duration::from_secs(1) / u32::try_from(rustix::param::clock_ticks_per_second())?;
-    Ok(tick * u32::try_from(ticks)?)
+    let busy = busy_ticks(stat.lines().next().unwrap_or_default()).context("unexpected /proc/stat")?;
+    Ok(ticks(busy))
+}
+
+/// `n` clock ticks as a duration. The machine's count since boot outgrows
+/// a `u32` (a `Duration`'s multiplier) within months, so it is divided, not multiplied.
+fn ticks(n: u64) -> Duration {
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Duration::from_secs(n / hz) + Duration::from_secs(n % hz) / u32::try_from(hz).unwrap_or(u32::MAX)
 }
 
 /// User, nice, system, irq and softirq of a `cpu` line (fields 1, 2, 3, 6 and 7).
@@ -97,14 +102,13 @@ mod tests {
         assert_eq!(busy_ticks("cpu  100 5"), None);
     }
 
-    #[test]
-    fn the_machine_is_busy_while_this_process_spins() {
-        // As above: only a reading that never grows runs into the bound.
-        let before = machine_busy().unwrap();
+    /// Spins until `grown` says the reading has grown, however busy the
+    /// machine is; only a reading that never grows (a broken parse) runs into the bound.
+    fn spin_until(what: &str, mut grown: impl FnMut() -> bool) {
         let started = std::time::Instant::now();
         let mut spin = 0u64;
-        while machine_busy().unwrap() < before + Duration::from_millis(50) {
-            assert!(started.elapsed() < Duration::from_secs(60), "the machine's busy time never grew from {before:?}");
+        while !grown() {
+            assert!(started.elapsed() < Duration::from_secs(60), "{what} never grew");
             for _ in 0..1_000_000 {
                 spin = std::hint::black_box(spin.wrapping_add(1));
             }
@@ -112,21 +116,25 @@ mod tests {
     }
 
     #[test]
+    fn the_machine_is_busy_while_this_process_spins() {
+        let before = machine_busy().unwrap();
+        spin_until("the machine's busy time", || machine_busy().unwrap() >= before + Duration::from_millis(50));
+    }
+
+    #[test]
+    fn ticks_are_exact_past_what_a_u32_holds() {
+        let hz = rustix::param::clock_ticks_per_second();
+        assert_eq!(ticks(hz * 5_000_000_000 + hz / 2), Duration::from_secs(5_000_000_000) + Duration::from_millis(500));
+    }
+
+    #[test]
     fn this_process_uses_cpu_time_as_it_works() {
-        // Spin until the reading grows, however busy the machine is; only a
-        // reading that never grows (a broken parse) runs into the bound.
         let me = std::process::id();
         let before = CpuTime::of(&[me]).unwrap();
-        let started = std::time::Instant::now();
-        let mut spin = 0u64;
-        let mut after = before;
-        while after.user + after.system < before.user + before.system + Duration::from_millis(50) {
-            assert!(started.elapsed() < Duration::from_secs(60), "CPU time never grew: {before:?} {after:?}");
-            for _ in 0..1_000_000 {
-                spin = std::hint::black_box(spin.wrapping_add(1));
-            }
-            after = CpuTime::of(&[me]).unwrap();
-        }
+        spin_until("this process's CPU time", || {
+            let after = CpuTime::of(&[me]).unwrap();
+            after.user + after.system >= before.user + before.system + Duration::from_millis(50)
+        });
         assert!(CpuTime::of(&[u32::MAX]).is_err(), "a process that does not exist is an error");
     }
 }
