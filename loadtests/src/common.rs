@@ -119,6 +119,27 @@ pub async fn cards_accepted(client: &reqwest::Client, base: &str, token: &str) -
     Ok(items.iter().any(|i| i == "card"))
 }
 
+/// Suspends `holder`'s smartphone (accepted at any hour) through `base`
+/// under `key`; returns the answer and the instant the 201 arrived.
+pub async fn suspend_phone(
+    client: &reqwest::Client,
+    base: &str,
+    operator: &str,
+    key: &str,
+    holder: &Value,
+) -> anyhow::Result<(Value, std::time::Instant)> {
+    let resp = client
+        .post(format!("{base}/v1/suspensions"))
+        .bearer_auth(operator)
+        .header("Idempotency-Key", key)
+        .json(&report(holder, true))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 201, "suspension {key} answered {}", resp.status());
+    let committed = std::time::Instant::now();
+    Ok((resp.json().await?, committed))
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default()

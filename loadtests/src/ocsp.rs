@@ -24,7 +24,7 @@ use tokio::process::Child;
 
 use crate::common::{
     KEY, Target, free_port, fresh_database, has_phone, hotline, hotline_command, known_issuer, ms, print_latency_rows,
-    redis_server, report, token, wait_ready,
+    redis_server, report, suspend_phone, token, wait_ready,
 };
 use crate::harness::{Nginx, OpenLoop, median, open_loop, wrk};
 
@@ -203,19 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("suspension through A → the first revoked OCSP answer through B…");
     let mut latencies = Vec::with_capacity(args.suspensions);
     for (i, h) in later.iter().take(args.suspensions).enumerate() {
-        let body = report(h, true);
-        let resp = client
-            .post(format!("{a}/v1/suspensions"))
-            .bearer_auth(&operator)
-            .header("Idempotency-Key", format!("v{i}"))
-            .json(&body)
-            .send()
-            .await?;
-        if resp.status() != 201 {
-            bail!("suspension {i} answered {}", resp.status());
-        }
-        let committed = Instant::now();
-        let answer: Value = resp.json().await?;
+        let (answer, committed) = suspend_phone(&client, &a, &operator, &format!("v{i}"), h).await?;
         let (name, serial) = serial(&answer["certificates"][0])?;
         let request = of(&name).context("an issuer the CA does not serve")?.request(&serial, None)?;
         let url = format!("{b}/ocsp/{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request));

@@ -2,14 +2,15 @@
 //! database and one Redis; each suspension goes to instance A, and instance B
 //! is polled until it answers `suspended`. Latency counts from A's 201.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 use tokio::process::Child;
 
 use crate::common::{
-    KEY, Target, free_port, fresh_database, has_phone, hotline, ms, percentile, redis_server, report, token, wait_ready,
+    KEY, Target, free_port, fresh_database, has_phone, hotline, ms, percentile, redis_server, suspend_phone, token,
+    wait_ready,
 };
 
 #[derive(clap::Args)]
@@ -62,19 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut latencies = Vec::with_capacity(args.suspensions);
     for (i, h) in phones.iter().take(args.suspensions).enumerate() {
-        let body = report(h, true);
-        let resp = client
-            .post(format!("{a}/v1/suspensions"))
-            .bearer_auth(&operator)
-            .header("Idempotency-Key", format!("v{i}"))
-            .json(&body)
-            .send()
-            .await?;
-        if resp.status() != 201 {
-            bail!("suspension {i} answered {}", resp.status());
-        }
-        let committed = Instant::now();
-        let answer: Value = resp.json().await?;
+        let (answer, committed) = suspend_phone(&client, &a, &operator, &format!("v{i}"), h).await?;
         let cert = &answer["certificates"][0];
         let url = format!(
             "{b}/v1/status/{}/{}",

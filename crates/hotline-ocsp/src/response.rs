@@ -67,19 +67,9 @@ pub fn to_second(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
-fn crl_reason(reason: RevocationReason) -> CrlReason {
-    match reason {
-        RevocationReason::Unspecified => CrlReason::Unspecified,
-        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
-        RevocationReason::CaCompromise => CrlReason::CaCompromise,
-        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
-        RevocationReason::Superseded => CrlReason::Superseded,
-        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
-        RevocationReason::CertificateHold => CrlReason::CertificateHold,
-        RevocationReason::RemoveFromCrl => CrlReason::RemoveFromCRL,
-        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-        RevocationReason::AaCompromise => CrlReason::AaCompromise,
-    }
+/// The entry's reason by its RFC 5280 code, which the vocabulary keeps.
+fn crl_reason(reason: RevocationReason) -> Result<CrlReason, der::Error> {
+    CrlReason::try_from(u32::from(reason.code()))
 }
 
 fn status(known: &Known) -> Result<CertStatus, der::Error> {
@@ -88,7 +78,7 @@ fn status(known: &Known) -> Result<CertStatus, der::Error> {
         Known::Unknown => CertStatus::unknown(),
         Known::Revoked { since, reason } => CertStatus::Revoked(RevokedInfo {
             revocation_time: generalized(*since)?,
-            revocation_reason: reason.map(crl_reason),
+            revocation_reason: reason.map(crl_reason).transpose()?,
         }),
     })
 }
@@ -178,4 +168,19 @@ pub fn read_statuses(der: &[u8]) -> Option<Vec<Known>> {
         },
     };
     Some(basic.tbs_response_data.responses.iter().map(|r| read(&r.cert_status)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_of_the_vocabulary_has_its_ocsp_reason() {
+        for reason in RevocationReason::ALL {
+            let ocsp = crl_reason(*reason).unwrap();
+            assert_eq!(ocsp as u32, u32::from(reason.code()), "{reason:?}");
+        }
+        assert_eq!(crl_reason(RevocationReason::CertificateHold).unwrap(), CrlReason::CertificateHold);
+        assert_eq!(crl_reason(RevocationReason::RemoveFromCrl).unwrap(), CrlReason::RemoveFromCRL);
+    }
 }
