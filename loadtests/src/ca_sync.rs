@@ -9,6 +9,7 @@
 //!    outbox, then drained by one worker and (on a fresh backlog and CA) by
 //!    two. The ceiling is the CA itself: the same number of requests sent
 //!    straight to ca-sim at the same total concurrency, with no database.
+//!    With `--history N`, N delivered events are in the outbox first.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub struct Args {
     /// Outbox events in the drain-rate backlog.
     #[arg(long, default_value_t = 20_000)]
     backlog: usize,
+    /// Delivered events already in the outbox when each drain starts, as a
+    /// deployment's outbox holds after months: a claim must not read them.
+    #[arg(long, default_value_t = 0)]
+    history: usize,
     /// Events each worker sends at once (HOTLINE_WORKER_CONCURRENCY).
     #[arg(long, default_value_t = 16)]
     worker_concurrency: usize,
@@ -173,13 +178,18 @@ async fn drain_rates(args: &Args) -> anyhow::Result<()> {
     eprintln!("seeding {holders} holders…");
     common::hotline(&args.target.hotline, &db, &[], &["seed", "--holders", &holders.to_string()]).await?;
     println!(
-        "Outbox drain rate, {} hold events, CA latency {} ms, {} events in flight per worker",
-        args.backlog, args.ca_latency_ms, args.worker_concurrency
+        "Outbox drain rate, {} hold events behind {} delivered ones, CA latency {} ms, {} events in flight per worker",
+        args.backlog, args.history, args.ca_latency_ms, args.worker_concurrency
     );
     println!("| workers | events/s | CA ceiling, same total concurrency (events/s) | ratio |");
     println!("|---|---|---|---|");
     for workers in [1usize, 2] {
         psql(&db, "TRUNCATE outbox").await?;
+        if args.history > 0 {
+            eprintln!("writing {} delivered events…", args.history);
+            psql(&db, &history(args.history)).await?;
+            psql(&db, "VACUUM ANALYZE outbox").await?;
+        }
         let backlog = format!(
             "INSERT INTO outbox (event_id, certificate_id, issuer, serial, action, reason, created_at, next_attempt_at)
              SELECT gen_random_uuid()::text, id, issuer, serial, 'hold', 'certificate_hold',
@@ -189,7 +199,7 @@ async fn drain_rates(args: &Args) -> anyhow::Result<()> {
             args.backlog
         );
         psql(&db, &backlog).await?;
-        let events: usize = scalar(&db, "SELECT COUNT(*) FROM outbox").await?.parse()?;
+        let events: usize = pending(&db).await?.try_into()?;
         let ca = start_ca(args).await?;
         let started = Instant::now();
         let mut children = Vec::new();
@@ -207,6 +217,19 @@ async fn drain_rates(args: &Args) -> anyhow::Result<()> {
         ca.child.kill().await.ok();
     }
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_drain WITH (FORCE)").await
+}
+
+/// `n` delivered events spread over the registry's certificates, delivered
+/// a day or more before the backlog was written.
+fn history(n: usize) -> String {
+    format!(
+        "INSERT INTO outbox (event_id, certificate_id, issuer, serial, action, reason, created_at, next_attempt_at, state, done_at)
+         SELECT 'history-' || g || '-' || c.id, c.id, c.issuer, c.serial, 'hold', 'certificate_hold', t, t, 'done', t
+           FROM (SELECT to_char((now() - interval '1 day') AT TIME ZONE 'UTC' - g * interval '1 ms',
+                                'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS t, g
+                   FROM generate_series(1, {n}) g) h
+           JOIN certificates c ON c.id = 1 + h.g % (SELECT MAX(id) FROM certificates)"
+    )
 }
 
 /// A worker killed with SIGKILL part way through a backlog, and a new one

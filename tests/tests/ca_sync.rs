@@ -522,6 +522,7 @@ async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signat
     let suspensions = [registry.suspend_card(0).await, registry.suspend_card(1).await];
     let (worker, metrics) = worker(&registry.store, &ca);
     drain(&worker, &registry.store, Duration::from_secs(30)).await;
+    past_the_second().await;
     let clean = worker.reconcile("jpki-auth").await.unwrap();
     assert_eq!((clean.crl_entries, clean.missing.len(), clean.unexplained.len()), (2, 0, 0), "{clean:?}");
 
@@ -570,7 +571,57 @@ async fn reconciliation_repairs_drift_reports_strangers_and_rejects_a_bad_signat
     assert_eq!(resent, 5, "a rejected CRL changed nothing");
 }
 
+/// A CRL's thisUpdate is in whole seconds, so an event delivered within the
+/// second a CRL was issued may or may not be on it, and reconciliation leaves
+/// it to the next CRL. Tests that expect a CRL to show every delivery wait
+/// until the deliveries are in a second of their own.
+async fn past_the_second() {
+    let into = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1_050 - into.min(1_000)))).await;
+}
+
+/// A real CA publishes its CRL on a schedule: what was delivered after the
+/// CRL was issued is not on it yet, and is neither drift nor sent again.
+async fn a_crl_issued_before_a_delivery_counts_nothing_delivered_since_as_drift() {
+    let registry = Registry::new(Backend::Postgres, 3).await;
+    let ca = CaSimServer::start();
+    registry.suspend_card(0).await;
+    let (worker, metrics) = worker(&registry.store, &ca);
+    drain(&worker, &registry.store, Duration::from_secs(30)).await;
+    let published = worker.reconcile("jpki-auth").await.unwrap();
+    assert_eq!((published.crl_entries, published.missing.len()), (1, 0), "{published:?}");
+
+    // The CA keeps the CRL it published; a suspension is delivered after it.
+    ca.control().set_faults(&Faults { scheduled_crl: true, ..Faults::default() }).await.unwrap();
+    let later = registry.suspend_card(1).await;
+    drain(&worker, &registry.store, Duration::from_secs(30)).await;
+    let before_the_next = worker.reconcile("jpki-auth").await.unwrap();
+    assert_eq!(before_the_next.crl_number, published.crl_number, "the same CRL: {before_the_next:?}");
+    assert!(
+        before_the_next.missing.is_empty() && before_the_next.resent.is_empty(),
+        "delivered after the CRL was issued, so not expected on it: {before_the_next:?}"
+    );
+    let drift = |kind: &str| {
+        metrics.reconcile_drift.get_or_create(&[("issuer", "jpki-auth".into()), ("kind", kind.into())]).get()
+    };
+    assert_eq!(drift("missing"), 0);
+
+    // The next CRL lists it, and agrees.
+    ca.control().set_faults(&Faults::default()).await.unwrap();
+    let next = worker.reconcile("jpki-auth").await.unwrap();
+    assert_eq!((next.crl_entries, next.missing.len(), next.unexplained.len()), (2, 0, 0), "{next:?}");
+    let serial = later.certificates.iter().find(|c| c.issuer == "jpki-auth").unwrap().serial.clone();
+    let der = ca.client().crl("jpki-auth").await.unwrap();
+    assert_eq!(
+        openssl_crl(&ca, "jpki-auth", &der).unwrap()[&hotline_ca::VerifiedCrl::canonical(&serial)],
+        "Certificate Hold"
+    );
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(registry.store.pool()).await.unwrap();
+    assert_eq!(events, 4, "two card suspensions, two events each, none sent again");
+}
+
 hotline_testkit::postgres_only!(
+    a_crl_issued_before_a_delivery_counts_nothing_delivered_since_as_drift,
     a_ca_answering_503_for_a_while_gets_everything_once_when_healthy,
     lost_responses_are_retried_and_applied_once,
     a_ca_down_for_the_whole_outage_loses_nothing_and_drains_when_it_returns,

@@ -40,6 +40,7 @@ impl Args {
             timeout_rate: self.timeout_rate,
             lost_response_rate: self.lost_response_rate,
             bad_crl_signature: false,
+            scheduled_crl: false,
         }
     }
 }

@@ -124,11 +124,13 @@ async fn crl(State(ca): State<CaSim>, Path(issuer): Path<String>) -> Response {
         return problem(404, "unknown_issuer", format!("this CA does not serve issuer {issuer}"));
     };
     let now = OffsetDateTime::now_utc();
+    let scheduled = lock(&ca.inner.faults).scheduled_crl;
     let der = {
         let mut ledger = lock(&ca.inner.ledger);
         let mut crls = lock(&ca.inner.crls);
         let dirty = ledger.dirty.get(&issuer).copied().unwrap_or(true);
         match crls.signed.get(&issuer) {
+            Some((_, der)) if scheduled => der.clone(),
             Some((signed_at, der)) if !dirty && now - *signed_at < CRL_REFRESH => der.clone(),
             _ => {
                 // Increasing across restarts without keeping a counter: milliseconds since the epoch.

@@ -69,6 +69,9 @@ pub struct Faults {
     pub lost_response_rate: f64,
     /// Serve CRLs whose signature does not verify.
     pub bad_crl_signature: bool,
+    /// Keep serving the CRL last signed though changes were applied since,
+    /// as a CA that publishes on a schedule (JPKI's, about daily) does.
+    pub scheduled_crl: bool,
 }
 
 /// `GET /v1/stats`: how often each event was applied, so tests can prove

@@ -39,7 +39,7 @@ fn change(row: &AnyRow, position: Option<i64>) -> anyhow::Result<StatusChange> {
 /// so every row is read once however deep the page. (Written as
 /// `issuer > $1 OR (issuer = $1 AND serial > $2)` it is a filter, and each
 /// page rescans the index from its start: a rebuild quadratic in its size.)
-fn snapshot_page() -> String {
+pub(crate) fn snapshot_page() -> String {
     format!(
         "SELECT issuer, serial, status, reason, since FROM certificates
           WHERE {NOT_GOOD} AND (issuer, serial) > ($1, $2)
@@ -48,27 +48,6 @@ fn snapshot_page() -> String {
 }
 
 impl Store {
-    /// How the database plans a snapshot page (PostgreSQL's `EXPLAIN`,
-    /// SQLite's `EXPLAIN QUERY PLAN`), one line per row, for the test that
-    /// holds it to a seek.
-    pub async fn snapshot_page_plan(&self) -> anyhow::Result<Vec<String>> {
-        let mut conn = self.pool().acquire().await?;
-        let (explain, column) = match self.backend() {
-            Backend::Postgres => {
-                // A small table is scanned whatever the query; what matters is whether the key can start the scan.
-                sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await?;
-                ("EXPLAIN", "QUERY PLAN")
-            }
-            Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
-        };
-        let sql = format!("{explain} {}", snapshot_page());
-        let rows = sqlx::query(&sql).bind("jpki-auth").bind("00").bind(1000_i64).fetch_all(&mut *conn).await?;
-        if self.backend() == Backend::Postgres {
-            sqlx::query("RESET enable_seqscan").execute(&mut *conn).await?;
-        }
-        rows.iter().map(|r| Ok(r.try_get::<String, _>(column)?)).collect()
-    }
-
     /// Changes with positions after `position`, in order, at most `limit`.
     pub async fn status_changes_after(&self, position: i64, limit: i64) -> anyhow::Result<Vec<StatusChange>> {
         let rows = sqlx::query(

@@ -76,20 +76,62 @@ pub struct DeadLetter {
     pub dead_at: Option<DateTime<Utc>>,
 }
 
-/// The due events, oldest first. The states are written into the text, from
-/// the vocabulary, rather than bound: the planner then sees the constants
-/// and keeps to the indexes on every execution (bound, PostgreSQL's generic
-/// plan for this query halved the drain rate; docs/BENCHMARKS.md).
-fn claimable() -> String {
-    let (pending, done) = (OutboxState::Pending.as_str(), OutboxState::Done.as_str());
+/// `state = '…'` for an outbox state, written into a query's text rather than
+/// bound: the outbox's indexes (migration 0008) hold only the pending, the
+/// dead or the done events, and the planner uses such a partial index only
+/// for a condition it can match to the index's own.
+pub(crate) fn in_state(state: OutboxState) -> String {
+    format!("state = '{state}'")
+}
+
+/// The due events, in the order they fell due. The query reads the pending
+/// events' index from its start in that order and stops at its batch, so a
+/// claim costs the batch (and the events leased to others, still at the
+/// front), never the history of delivered events; a certificate's events
+/// still go in order, each waiting for the ones before it.
+pub(crate) fn claimable() -> String {
+    let (pending, done) = (OutboxState::Pending, OutboxState::Done);
     format!(
         "SELECT o.seq FROM outbox o
-          WHERE o.state = '{pending}' AND o.next_attempt_at <= $2
+          WHERE o.{} AND o.next_attempt_at <= $2
             AND (o.leased_until IS NULL OR o.leased_until <= $2)
             AND NOT EXISTS (SELECT 1 FROM outbox e
                              WHERE e.certificate_id = o.certificate_id AND e.seq < o.seq AND e.state <> '{done}')
-          ORDER BY o.seq
-          LIMIT $4"
+          ORDER BY o.next_attempt_at, o.seq
+          LIMIT $4",
+        in_state(pending)
+    )
+}
+
+/// The claim itself: leases the due events [`claimable`] finds.
+pub(crate) fn claim(backend: Backend) -> String {
+    let select = match backend {
+        Backend::Postgres => format!("{} FOR UPDATE OF o SKIP LOCKED", claimable()),
+        Backend::Sqlite => claimable(),
+    };
+    format!(
+        "UPDATE outbox SET leased_by = $1, leased_until = $3, attempts = attempts + 1
+          WHERE seq IN ({select})
+         RETURNING seq, event_id, certificate_id, issuer, serial, action, reason, suspension_id, attempts, created_at, traceparent"
+    )
+}
+
+/// The backlog at a glance: each figure read from the index of its state.
+pub(crate) fn backlog() -> String {
+    let (pending, dead) = (in_state(OutboxState::Pending), in_state(OutboxState::Dead));
+    format!(
+        "SELECT (SELECT COUNT(*) FROM outbox WHERE {pending}) AS pending,
+                (SELECT MIN(created_at) FROM outbox WHERE {pending}) AS oldest,
+                (SELECT COUNT(*) FROM outbox WHERE {dead}) AS dead"
+    )
+}
+
+/// The latest dead letters, newest first.
+pub(crate) fn latest_dead() -> String {
+    format!(
+        "SELECT event_id, issuer, serial, action, attempts, last_error, dead_at FROM outbox
+          WHERE {} ORDER BY seq DESC LIMIT $1",
+        in_state(OutboxState::Dead)
     )
 }
 
@@ -131,15 +173,7 @@ impl Store {
         until: DateTime<Utc>,
         limit: i64,
     ) -> anyhow::Result<Leased> {
-        let select = match self.backend() {
-            Backend::Postgres => format!("{} FOR UPDATE OF o SKIP LOCKED", claimable()),
-            Backend::Sqlite => claimable(),
-        };
-        let sql = format!(
-            "UPDATE outbox SET leased_by = $1, leased_until = $3, attempts = attempts + 1
-              WHERE seq IN ({select})
-             RETURNING seq, event_id, certificate_id, issuer, serial, action, reason, suspension_id, attempts, created_at, traceparent"
-        );
+        let sql = claim(self.backend());
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&sql)
             .bind(owner)
@@ -317,28 +351,26 @@ impl Store {
     pub async fn retry_dead_letters(&self, actor: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
-        let ids: Vec<String> = sqlx::query_scalar("SELECT event_id FROM outbox WHERE state = $1 ORDER BY seq")
-            .bind(OutboxState::Dead.as_str())
+        let dead = in_state(OutboxState::Dead);
+        let ids: Vec<String> = sqlx::query_scalar(&format!("SELECT event_id FROM outbox WHERE {dead} ORDER BY seq"))
             .fetch_all(&mut *tx)
             .await?;
         if ids.is_empty() {
             tx.rollback().await?;
             return Ok(0);
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE suspensions SET ca_sync = $1, ca_sync_at = NULL
-              WHERE id IN (SELECT suspension_id FROM outbox WHERE state = $2 AND suspension_id IS NOT NULL)",
-        )
+              WHERE id IN (SELECT suspension_id FROM outbox WHERE {dead} AND suspension_id IS NOT NULL)"
+        ))
         .bind(CaSync::Pending.as_str())
-        .bind(OutboxState::Dead.as_str())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE outbox SET state = $1, attempts = 0, next_attempt_at = $2, dead_at = NULL WHERE state = $3",
-        )
+        sqlx::query(&format!(
+            "UPDATE outbox SET state = $1, attempts = 0, next_attempt_at = $2, dead_at = NULL WHERE {dead}"
+        ))
         .bind(OutboxState::Pending.as_str())
         .bind(&now)
-        .bind(OutboxState::Dead.as_str())
         .execute(&mut *tx)
         .await?;
         let entry = AuditEntry {
@@ -354,37 +386,17 @@ impl Store {
     }
 
     pub async fn outbox_summary(&self) -> anyhow::Result<OutboxSummary> {
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state <> $1 GROUP BY state",
-        )
-        .bind(OutboxState::Done.as_str())
-        .fetch_all(self.pool())
-        .await?;
-        let mut summary = OutboxSummary::default();
-        for row in &rows {
-            let n: i64 = row.try_get("n")?;
-            match word::<OutboxState>(row, "state")? {
-                OutboxState::Pending => {
-                    summary.pending = n;
-                    summary.oldest_pending = opt_instant(row, "oldest")?;
-                }
-                OutboxState::Dead => summary.dead = n,
-                OutboxState::Done => {}
-            }
-        }
-        Ok(summary)
+        let row = sqlx::query(&backlog()).fetch_one(self.pool()).await?;
+        Ok(OutboxSummary {
+            pending: row.try_get("pending")?,
+            dead: row.try_get("dead")?,
+            oldest_pending: opt_instant(&row, "oldest")?,
+        })
     }
 
     /// The most recent dead letters, newest first.
     pub async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
-        let rows = sqlx::query(
-            "SELECT event_id, issuer, serial, action, attempts, last_error, dead_at FROM outbox
-              WHERE state = $2 ORDER BY seq DESC LIMIT $1",
-        )
-        .bind(limit)
-        .bind(OutboxState::Dead.as_str())
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(&latest_dead()).bind(limit).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
                 Ok(DeadLetter {

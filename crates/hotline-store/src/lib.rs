@@ -16,6 +16,7 @@ mod identify;
 mod import;
 mod migrate;
 mod outbox;
+mod plans;
 mod reconcile;
 mod registry;
 mod registry_copy;
@@ -39,6 +40,7 @@ pub use import::{
     FirstLoad, FirstLoadEnd, ImportCertificate, ImportOutcome, ImportRecord, ImportRun, ImportSmartphone, Refusal,
     Stance,
 };
+pub use plans::ScaledQuery;
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};

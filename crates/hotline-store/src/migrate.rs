@@ -57,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0007_byte_order_keys.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0007_byte_order_keys.sql"),
     },
+    Migration {
+        version: 8,
+        name: "outbox_queues",
+        postgres: include_str!("../../../migrations/postgres/0008_outbox_queues.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0008_outbox_queues.sql"),
+    },
 ];
 
 impl Store {

@@ -1,7 +1,7 @@
 //! What reconciliation needs from the registry: every certificate that should
-//! be on an issuer's CRL, which certificates still have changes on their way
-//! to the CA (so their absence proves nothing yet), and a way to send a
-//! missing change again.
+//! be on an issuer's CRL (in pages, however many there are), which
+//! certificates still have changes on their way to the CA (so their absence
+//! proves nothing yet), and a way to send a missing change again.
 
 use std::collections::HashSet;
 
@@ -10,6 +10,8 @@ use hotline_core::{CaSync, CertificateStatus, OutboxState, RevocationReason};
 use sqlx::Row;
 
 use crate::audit::{self, AuditEntry};
+use crate::changes::snapshot_page;
+use crate::delivery::in_state;
 use crate::outbox::{self, CaChange, ChangedCertificate};
 use crate::rows::{opt_text, opt_word, text, word};
 use crate::{Store, format_instant};
@@ -22,41 +24,52 @@ pub(crate) const NOT_GOOD: &str = "status <> 'good'";
 /// A certificate the registry holds or has revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedCertificate {
-    pub id: i64,
     pub serial: String,
     pub status: CertificateStatus,
 }
 
+/// Serials of an issuer with an event on its way to the CA (pending, or
+/// dead and waiting for people), or delivered at or after `$2`. Three parts,
+/// each read from the outbox index of its state, so the question costs the
+/// backlog and the recent deliveries, not the outbox's history.
+pub(crate) fn in_flight() -> String {
+    let [pending, dead, done] = [OutboxState::Pending, OutboxState::Dead, OutboxState::Done].map(in_state);
+    format!(
+        "SELECT serial FROM outbox WHERE {pending} AND issuer = $1
+         UNION SELECT serial FROM outbox WHERE {dead} AND issuer = $1
+         UNION SELECT serial FROM outbox WHERE {done} AND done_at >= $2 AND issuer = $1"
+    )
+}
+
 impl Store {
-    /// Every certificate of `issuer` whose status is not good.
-    pub async fn certificates_not_good(&self, issuer: &str) -> anyhow::Result<Vec<ListedCertificate>> {
-        let rows =
-            sqlx::query(&format!("SELECT id, serial, status FROM certificates WHERE issuer = $1 AND {NOT_GOOD}"))
-                .bind(issuer)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ListedCertificate {
-                    id: row.try_get("id")?,
-                    serial: text(row, "serial")?,
-                    status: word(row, "status")?,
-                })
-            })
-            .collect()
+    /// Up to `limit` certificates of `issuer` that are not good, after the
+    /// serial `after` (`""` for the first page), in key order. The page is the
+    /// snapshot's: it seeks to its key in the partial index of certificates
+    /// not good, so paging through an issuer reads each of its rows once.
+    /// A page shorter than `limit` is the last.
+    pub async fn certificates_not_good_page(
+        &self,
+        issuer: &str,
+        after: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<ListedCertificate>> {
+        let rows = sqlx::query(&snapshot_page()).bind(issuer).bind(after).bind(limit).fetch_all(self.pool()).await?;
+        let mut listed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // Rows past the issuer's last belong to the next issuer: this page is its last.
+            if text(row, "issuer")? != issuer {
+                break;
+            }
+            listed.push(ListedCertificate { serial: text(row, "serial")?, status: word(row, "status")? });
+        }
+        Ok(listed)
     }
 
-    /// Serials of `issuer` with an event not yet delivered, or delivered after
-    /// `since`: a CRL fetched at `since` cannot be expected to show them.
+    /// Serials of `issuer` with an event not yet delivered, or delivered at or
+    /// after `since`: a CRL issued at `since` cannot be expected to show them.
     pub async fn serials_in_flight(&self, issuer: &str, since: DateTime<Utc>) -> anyhow::Result<HashSet<String>> {
-        let serials: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT serial FROM outbox WHERE issuer = $1 AND (state <> $2 OR done_at >= $3)",
-        )
-        .bind(issuer)
-        .bind(OutboxState::Done.as_str())
-        .bind(format_instant(since))
-        .fetch_all(self.pool())
-        .await?;
+        let serials: Vec<String> =
+            sqlx::query_scalar(&in_flight()).bind(issuer).bind(format_instant(since)).fetch_all(self.pool()).await?;
         Ok(serials.into_iter().collect())
     }
 
@@ -65,17 +78,20 @@ impl Store {
     /// new event id, if one was queued.
     pub async fn resend_status(
         &self,
-        certificate_id: i64,
+        issuer: &str,
+        serial: &str,
         why: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<String>> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT issuer, serial, status, reason, suspension_id FROM certificates c
-              WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.certificate_id = c.id AND o.state <> $2)",
+            "SELECT id, issuer, serial, status, reason, suspension_id FROM certificates c
+              WHERE issuer = $1 AND serial = $2
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.certificate_id = c.id AND o.state <> $3)",
         )
-        .bind(certificate_id)
+        .bind(issuer)
+        .bind(serial)
         .bind(OutboxState::Done.as_str())
         .fetch_optional(&mut *tx)
         .await?;
@@ -97,7 +113,7 @@ impl Store {
             }
         };
         let cert =
-            ChangedCertificate { id: certificate_id, issuer: text(&row, "issuer")?, serial: text(&row, "serial")? };
+            ChangedCertificate { id: row.try_get("id")?, issuer: text(&row, "issuer")?, serial: text(&row, "serial")? };
         let suspension_id = opt_text(&row, "suspension_id")?;
         let event_id = outbox::enqueue(&mut tx, &cert, change, suspension_id.as_deref(), &now).await?;
         if let Some(sid) = &suspension_id {

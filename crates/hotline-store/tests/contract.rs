@@ -367,7 +367,7 @@ async fn the_snapshot_lists_every_certificate_not_good_at_one_position(backend: 
 
 async fn a_snapshot_page_seeks_to_its_key_instead_of_filtering(backend: Backend) {
     let f = fixture(backend).await;
-    let plan = f.store.snapshot_page_plan().await.unwrap().join("\n");
+    let plan = f.store.plan_of(hotline_store::ScaledQuery::SnapshotPage).await.unwrap().join("\n");
     match backend {
         Backend::Postgres => {
             assert!(plan.contains("certificates_not_good"), "the partial index is used: {plan}");
@@ -386,8 +386,97 @@ async fn a_snapshot_page_seeks_to_its_key_instead_of_filtering(backend: Backend)
     }
 }
 
+async fn an_issuers_certificates_not_good_come_in_pages_that_end_at_the_issuer(backend: Backend) {
+    let f = fixture(backend).await;
+    for h in 3..8 {
+        assert!(matches!(f.suspend(&f.report(h, Item::Card, &format!("k{h}"))).await, SuspendOutcome::Created(_)));
+    }
+    for issuer in ["jpki-auth", "jpki-sign"] {
+        let (mut serials, mut after, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let page = f.store.certificates_not_good_page(issuer, &after, 2).await.unwrap();
+            pages += 1;
+            assert!(page.iter().all(|c| c.status == CertificateStatus::Suspended), "{page:?}");
+            serials.extend(page.iter().map(|c| c.serial.clone()));
+            match page.last() {
+                Some(last) if page.len() == 2 => after.clone_from(&last.serial),
+                _ => break,
+            }
+        }
+        assert_eq!(pages, 3, "{issuer}: pages of 2, 2 and 1, the last ending where the issuer does");
+        let mut expected: Vec<String> = (3..8)
+            .flat_map(|h| f.holders[h].card.iter())
+            .filter(|c| c.issuer == issuer)
+            .map(|c| c.serial.as_str().to_owned())
+            .collect();
+        expected.sort();
+        assert_eq!(serials, expected, "{issuer}: each certificate once, in key order");
+    }
+}
+
+/// The outbox keeps every event it delivered; at national scale that is
+/// tens of millions of rows against a backlog of a few. What the worker and
+/// on-call ask every few seconds must be read from the indexes of the
+/// pending, dead or recently done events, in the order wanted: a plan that
+/// sorts every due event, filters on the state or scans the table grows with
+/// the history (a claim walked two million done rows, a second per claim).
+async fn outbox_queries_read_the_backlog_never_the_history(backend: Backend) {
+    use hotline_store::ScaledQuery;
+    let f = fixture(backend).await;
+    let mut plans = Vec::new();
+    for query in [ScaledQuery::OutboxClaim, ScaledQuery::OutboxBacklog, ScaledQuery::DeadLetters, ScaledQuery::InFlight]
+    {
+        plans.push(f.store.plan_of(query).await.unwrap().join("\n"));
+    }
+    let [claim, backlog, dead, in_flight] = &plans[..] else { unreachable!() };
+    match backend {
+        Backend::Postgres => {
+            assert!(claim.contains("Index Scan using outbox_due on outbox o"), "claims read the due index: {claim}");
+            assert!(claim.contains("Index Cond: (next_attempt_at <= "), "from its start to now: {claim}");
+            assert!(!claim.contains("Sort"), "in the order they are taken, so a claim stops at its batch: {claim}");
+            assert!(
+                claim.contains("Index Cond: ((certificate_id = o.certificate_id) AND (seq < o.seq))"),
+                "each event's certificate asked by its key, not the events scanned per event: {claim}"
+            );
+            assert_eq!(backlog.matches("Index Only Scan using outbox_due").count(), 2, "{backlog}");
+            assert!(backlog.contains("Index Only Scan using outbox_dead"), "{backlog}");
+            assert!(dead.contains("Index Scan Backward using outbox_dead") && !dead.contains("Sort"), "{dead}");
+            for index in ["outbox_due", "outbox_dead", "outbox_done_at"] {
+                assert!(in_flight.contains(&format!("using {index} on outbox")), "{in_flight}");
+            }
+            assert!(in_flight.contains("Index Cond: (done_at >= "), "recent deliveries found by time: {in_flight}");
+            for plan in [claim, backlog, dead, in_flight] {
+                assert!(!plan.contains("Seq Scan on outbox"), "{plan}");
+                assert!(!plan.contains("using outbox_pkey on outbox o "), "no walk of every event in order: {plan}");
+            }
+            for plan in [backlog, dead, in_flight] {
+                assert!(!plan.contains("Filter: (state") && !plan.contains("Filter: ((state"), "{plan}");
+            }
+        }
+        Backend::Sqlite => {
+            assert!(claim.contains("SEARCH o USING INDEX outbox_due (next_attempt_at<?)"), "{claim}");
+            assert!(
+                claim.contains("SEARCH e USING INDEX outbox_by_certificate (certificate_id=? AND seq<?)"),
+                "{claim}"
+            );
+            assert!(backlog.contains("USING COVERING INDEX outbox_due"), "{backlog}");
+            assert!(backlog.contains("USING COVERING INDEX outbox_dead"), "{backlog}");
+            assert!(dead.contains("SCAN outbox USING INDEX outbox_dead"), "{dead}");
+            assert!(in_flight.contains("SEARCH outbox USING INDEX outbox_done_at (done_at>?)"), "{in_flight}");
+            for plan in [claim, backlog, dead, in_flight] {
+                assert!(!plan.contains("FOR ORDER BY"), "nothing sorted: {plan}");
+                for line in plan.lines().filter(|l| l.starts_with("SCAN outbox") || l.starts_with("SCAN o ")) {
+                    assert!(line.contains("INDEX outbox_d"), "a whole scan only of the due or dead events: {plan}");
+                }
+            }
+        }
+    }
+}
+
 both_backends!(
     a_snapshot_page_seeks_to_its_key_instead_of_filtering,
+    outbox_queries_read_the_backlog_never_the_history,
+    an_issuers_certificates_not_good_come_in_pages_that_end_at_the_issuer,
     a_suspension_commits_everything_together,
     a_smartphone_report_holds_only_that_phone,
     an_unknown_holder_stores_nothing,

@@ -18,6 +18,9 @@ use hotline_core::CertificateStatus;
 
 use crate::Worker;
 
+/// Certificates read from the registry per page while reconciling.
+const RECONCILE_PAGE: i64 = 10_000;
+
 /// What one reconciliation of one issuer found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
@@ -82,10 +85,13 @@ impl Worker {
         let trusted = self.trust.get_or_fetch(issuer, &self.ca).await?;
         let der = self.ca.crl(issuer).await?;
         let crl = trusted.verify(&der, Utc::now())?;
-        let listed = self.store.certificates_not_good(issuer).await?;
+        // A CA publishes its CRL on a schedule of its own (JPKI's, about
+        // daily): a change delivered after the CRL was issued is not on it yet.
+        let since = started.min(crl.this_update);
         let in_flight: HashSet<String> =
-            self.store.serials_in_flight(issuer, started).await?.iter().map(|s| VerifiedCrl::canonical(s)).collect();
-        let on_crl: HashMap<&str, bool> = crl.entries.iter().map(|e| (e.serial.as_str(), e.is_hold())).collect();
+            self.store.serials_in_flight(issuer, since).await?.iter().map(|s| VerifiedCrl::canonical(s)).collect();
+        // Each entry is taken out as the registry explains it; what is left, it does not explain.
+        let mut on_crl: HashMap<&str, bool> = crl.entries.iter().map(|e| (e.serial.as_str(), e.is_hold())).collect();
 
         let mut report = ReconcileReport {
             issuer: issuer.to_owned(),
@@ -93,32 +99,32 @@ impl Worker {
             crl_entries: crl.entries.len(),
             ..ReconcileReport::default()
         };
-        let mut explained = HashSet::with_capacity(listed.len());
-        for cert in &listed {
-            let serial = VerifiedCrl::canonical(&cert.serial);
-            let agrees = match on_crl.get(serial.as_str()) {
-                Some(&is_hold) => is_hold == (cert.status == CertificateStatus::Suspended),
-                None => false,
-            };
-            if !agrees && !in_flight.contains(&serial) {
+        // The registry's side in pages, each seeking where the last ended:
+        // memory holds the CRL and one page, however many the issuer has.
+        let mut after = String::new();
+        loop {
+            let page = self.store.certificates_not_good_page(issuer, &after, RECONCILE_PAGE).await?;
+            for cert in &page {
+                let serial = VerifiedCrl::canonical(&cert.serial);
+                let listed = on_crl.remove(serial.as_str());
+                let agrees = listed.is_some_and(|is_hold| is_hold == (cert.status == CertificateStatus::Suspended));
+                if agrees || in_flight.contains(&serial) {
+                    continue;
+                }
                 report.missing.push(cert.serial.clone());
-                let why = if on_crl.contains_key(serial.as_str()) {
-                    "listed with the wrong reason"
-                } else {
-                    "missing from the CRL"
-                };
-                if let Some(event_id) = self.store.resend_status(cert.id, why, Utc::now()).await? {
+                let why = if listed.is_some() { "listed with the wrong reason" } else { "missing from the CRL" };
+                if let Some(event_id) = self.store.resend_status(issuer, &cert.serial, why, Utc::now()).await? {
                     report.resent.push(event_id);
                 }
             }
-            explained.insert(serial);
+            match page.last() {
+                Some(last) if page.len() as i64 == RECONCILE_PAGE => after.clone_from(&last.serial),
+                _ => break,
+            }
         }
-        report.unexplained = crl
-            .entries
-            .iter()
-            .filter(|e| !explained.contains(&e.serial) && !in_flight.contains(&e.serial))
-            .map(|e| e.serial.clone())
-            .collect();
+        report.unexplained =
+            on_crl.into_keys().filter(|serial| !in_flight.contains(*serial)).map(str::to_owned).collect();
+        report.unexplained.sort();
         if !report.resent.is_empty() {
             self.wake.notify_one();
         }
