@@ -90,16 +90,15 @@ pub(crate) fn in_state(state: OutboxState) -> String {
 /// front), never the history of delivered events; a certificate's events
 /// still go in order, each waiting for the ones before it.
 pub(crate) fn claimable() -> String {
-    let (pending, done) = (OutboxState::Pending, OutboxState::Done);
+    let (pending, done) = (in_state(OutboxState::Pending), OutboxState::Done);
     format!(
         "SELECT o.seq FROM outbox o
-          WHERE o.{} AND o.next_attempt_at <= $2
+          WHERE o.{pending} AND o.next_attempt_at <= $2
             AND (o.leased_until IS NULL OR o.leased_until <= $2)
             AND NOT EXISTS (SELECT 1 FROM outbox e
                              WHERE e.certificate_id = o.certificate_id AND e.seq < o.seq AND e.state <> '{done}')
           ORDER BY o.next_attempt_at, o.seq
-          LIMIT $4",
-        in_state(pending)
+          LIMIT $4"
     )
 }
 
