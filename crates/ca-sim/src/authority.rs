@@ -86,8 +86,8 @@ impl Authority {
 impl Authority {
     /// Issues a delegated OCSP responder certificate (PEM) for a public key
     /// (a DER SubjectPublicKeyInfo): the OCSPSigning purpose and ocsp-nocheck,
-    /// valid for [`RESPONDER_VALIDITY`].
-    pub fn issue_responder(&self, public_key_der: &[u8]) -> anyhow::Result<String> {
+    /// valid for `validity`, at most [`RESPONDER_VALIDITY`].
+    pub fn issue_responder(&self, public_key_der: &[u8], validity: time::Duration) -> anyhow::Result<String> {
         let key = SubjectPublicKeyInfo::from_der(public_key_der).context("not a public key ca-sim can certify")?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::OrganizationName, "hotline development CA (ca-sim)");
@@ -101,7 +101,7 @@ impl Authority {
         let now = OffsetDateTime::now_utc();
         // A little slack before now, for clients whose clocks run behind.
         params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + RESPONDER_VALIDITY;
+        params.not_after = now + validity.min(RESPONDER_VALIDITY);
         Ok(params.signed_by(&key, &self.issuer).context("could not sign the responder certificate")?.pem())
     }
 }

@@ -32,6 +32,25 @@ impl Control {
         json(self.http.get(format!("{}/v1/stats", self.base)).send().await).await
     }
 
+    /// A responder certificate (PEM) for `issuer` and the DER public key,
+    /// valid for only `validity`: to see what a responder does when its
+    /// certificate runs out.
+    pub async fn short_lived_responder(
+        &self,
+        issuer: &str,
+        public_key: &[u8],
+        validity: Duration,
+    ) -> anyhow::Result<String> {
+        use base64::Engine;
+        let request = hotline_ca::ResponderRequest {
+            public_key: base64::engine::general_purpose::STANDARD.encode(public_key),
+            validity_s: Some(validity.as_secs()),
+        };
+        let url = format!("{}/v1/issuers/{issuer}/ocsp-responder", self.base);
+        let answer: hotline_ca::ResponderCertificate = json(self.http.post(url).json(&request).send().await).await?;
+        Ok(answer.certificate_pem)
+    }
+
     /// Drops a CRL entry without an event, as a CA that lost a change would.
     pub async fn forget(&self, issuer: &str, serial: &str) -> anyhow::Result<()> {
         let url = format!("{}/v1/issuers/{issuer}/entries/{serial}", self.base);

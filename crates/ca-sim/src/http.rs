@@ -234,7 +234,10 @@ async fn issue_responder(State(ca): State<CaSim>, Path(issuer): Path<String>, bo
     let Ok(key) = base64::engine::general_purpose::STANDARD.decode(request.public_key.trim()) else {
         return problem(422, "invalid_public_key", "public_key must be a base64 DER SubjectPublicKeyInfo");
     };
-    match authority.issue_responder(&key) {
+    let validity = request.validity_s.map_or(crate::authority::RESPONDER_VALIDITY, |s| {
+        time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+    });
+    match authority.issue_responder(&key, validity) {
         Ok(certificate_pem) => Json(ResponderCertificate { certificate_pem }).into_response(),
         Err(e) => problem(422, "invalid_public_key", format!("{e:#}")),
     }

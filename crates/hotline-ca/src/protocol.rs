@@ -99,6 +99,10 @@ pub struct CaStats {
 pub struct ResponderRequest {
     /// The responder's public key: a DER SubjectPublicKeyInfo, base64 (standard alphabet).
     pub public_key: String,
+    /// How long the certificate is to be valid (s); absent, the CA's own
+    /// lifetime (ca-sim's: 30 days, also its longest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_s: Option<u64>,
 }
 
 /// The certificate issued for a responder key.

@@ -1,13 +1,15 @@
 //! Delegated OCSP responder certificates given as files: a directory that
 //! checks out is used (and `openssl` verifies the answers to the issuer); one
 //! whose certificate does not match its key, or was not issued by the issuer,
-//! is refused at start-up with a message that says which.
+//! is refused at start-up with a message that says which; one that runs out
+//! while the service answers makes its issuer's answers `tryLater`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use hotline_testkit::{Backend, CaSimServer, TestDb};
 use support::{Server, run};
@@ -98,4 +100,57 @@ async fn a_responder_directory_is_used_when_it_checks_out_and_refused_when_it_do
     let (code, _, err) = run(serve(dir.path(), &db, &ca)).await;
     assert_ne!(code, 0);
     assert!(err.contains("jpki-sign.pem"), "{err}");
+}
+
+/// `openssl ocsp` for an unlisted serial of `issuer`, stdout and stderr together.
+async fn ask_unlisted(ca: &CaSimServer, base: &str, issuer: &str) -> String {
+    let pem = ca.issuer_pem_path(issuer).display().to_string();
+    let out = tokio::process::Command::new("openssl")
+        .args(["ocsp", "-issuer", &pem, "-CAfile", &pem, "-serial", "0x0a0b0c", "-url", base])
+        .output()
+        .await
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test]
+async fn a_responder_certificate_that_runs_out_while_serving_is_answered_try_later_and_refused_at_the_next_start() {
+    let ca = CaSimServer::start();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    trust_dir(&ca, &dir.path().join("trust"));
+    let responders = dir.path().join("responders");
+    responder_dir(&ca, &responders).await;
+    // jpki-auth's certificate replaced by one for the same key, valid for 15 seconds.
+    let public = std::fs::read(responders.join("jpki-auth.pub")).unwrap();
+    let validity = Duration::from_secs(15);
+    let issued = tokio::time::Instant::now();
+    let pem = ca.control().short_lived_responder("jpki-auth", &public, validity).await.unwrap();
+    std::fs::write(responders.join("jpki-auth.pem"), pem).unwrap();
+
+    let server = Server::start(serve(dir.path(), &db, &ca));
+    let addr = server.addr().await;
+    let base = format!("http://{addr}/ocsp");
+    let text = ask_unlisted(&ca, &base, "jpki-auth").await;
+    assert!(text.contains("Response verify OK") && text.contains("0x0a0b0c: unknown"), "before it runs out: {text}");
+
+    tokio::time::sleep_until(issued + validity + Duration::from_secs(1)).await;
+    let text = ask_unlisted(&ca, &base, "jpki-auth").await;
+    assert!(text.contains("Responder Error: trylater"), "never signed by a certificate that ran out: {text}");
+    assert!(!text.contains("Response verify OK"), "{text}");
+    let other = ask_unlisted(&ca, &base, "jpki-sign").await;
+    assert!(other.contains("Response verify OK"), "the other issuer's responder is sound: {other}");
+    let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let left: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hotline_ocsp_responder_expiry_seconds{issuer=\"jpki-auth\"} "))
+        .unwrap_or_else(|| panic!("no expiry gauge for jpki-auth: {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(left < 0.0, "the gauge the alert reads says it ran out: {left}");
+    server.terminate().await;
+
+    let (code, _, err) = run(serve(dir.path(), &db, &ca)).await;
+    assert_ne!(code, 0, "an expired responder certificate is refused at start-up");
+    assert!(err.contains("jpki-auth") && err.contains("not now"), "{err}");
 }
