@@ -98,6 +98,13 @@ impl<'de, const MIN: u64, const MAX: u64> Visitor<'de> for InRange<MIN, MAX> {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        // An environment variable's digits come as text (`EnvText`).
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            return match v.parse::<u64>() {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(Self::refuse(Unexpected::Other("a number too large"))),
+            };
+        }
         // Never repeat long text: it may be a secret put in the wrong place.
         let shown: String = v.chars().take(24).collect();
         Err(E::custom(format_args!("{shown:?} is not a whole number; expected a whole number from {MIN} to {MAX}")))

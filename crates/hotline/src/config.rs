@@ -23,6 +23,7 @@ use hotline_worker::{Backoff, WorkerSettings};
 use serde::{Deserialize, Serialize};
 
 pub use crate::bounded::Bounded;
+use crate::env_text::EnvText;
 
 /// Where the embedded default keeps its database and key, relative to the working directory.
 const DEFAULT_DATA_DIR: &str = "hotline-data";
@@ -203,7 +204,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config =
-            figment.merge(Env::prefixed(ENV_PREFIX).only(&keys)).extract().map_err(|e| explain(e, &keys))?;
+            figment.merge(EnvText(Env::prefixed(ENV_PREFIX).only(&keys))).extract().map_err(|e| explain(e, &keys))?;
         config.validate()?;
         Ok(config)
     }
@@ -467,5 +468,22 @@ mod tests {
             err.contains("HOTLINE_CACHE_FRESHNES_MS") && err.contains("did you mean HOTLINE_CACHE_FRESHNESS_MS"),
             "{err}"
         );
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail takes a closure that returns figment's own error")]
+    fn a_text_setting_of_digits_is_read_as_written() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let key = format!("{:0>64}", 7);
+            jail.set_env("HOTLINE_REDIS_PREFIX", "2026");
+            jail.set_env("HOTLINE_PII_KEY", &key);
+            jail.set_env("HOTLINE_WORKER_BATCH", "64");
+            let config = Config::load(None, &[]).map_err(|e| e.to_string())?;
+            assert_eq!(config.redis_prefix, "2026");
+            assert_eq!(config.pii_key.as_deref(), Some(key.as_str()), "its leading zeros kept");
+            assert_eq!(config.worker_batch.get(), 64);
+            Ok(())
+        });
     }
 }

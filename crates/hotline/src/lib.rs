@@ -9,6 +9,7 @@ mod ca;
 pub mod cli;
 pub mod config;
 mod demo;
+mod env_text;
 pub mod registry_file;
 
 use clap::CommandFactory;
