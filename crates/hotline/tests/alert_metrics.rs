@@ -44,11 +44,8 @@ async fn every_metric_in_the_alert_rules_and_dashboards_is_exported() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = support::embedded(dir.path());
-    let curl = server.curl_line().await;
-    let addr = server.addr().await;
     // Exercise a suspension (and so the worker) before scraping.
-    let out = support::paste(&curl).await;
-    assert!(out.status.success());
+    let addr = server.suspend_the_sample().await;
     let scraped = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     let families: BTreeSet<String> = scraped
         .lines()

@@ -47,6 +47,27 @@ fn trust_dir(ca: &CaSimServer, dir: &Path) {
     }
 }
 
+/// A CA, a database, and a directory with the CA's issuers as trust anchors
+/// and a responder pair for each issuer that checks out.
+struct Setup {
+    ca: CaSimServer,
+    db: TestDb,
+    dir: tempfile::TempDir,
+    responders: std::path::PathBuf,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let ca = CaSimServer::start();
+        let db = TestDb::new(Backend::Sqlite).await;
+        let dir = tempfile::tempdir().unwrap();
+        trust_dir(&ca, &dir.path().join("trust"));
+        let responders = dir.path().join("responders");
+        responder_dir(&ca, &responders).await;
+        Setup { ca, db, dir, responders }
+    }
+}
+
 fn serve(dir: &Path, db: &TestDb, ca: &CaSimServer) -> tokio::process::Command {
     let mut cmd = support::serve(dir);
     cmd.env("HOTLINE_DATABASE_URL", &db.url)
@@ -59,12 +80,7 @@ fn serve(dir: &Path, db: &TestDb, ca: &CaSimServer) -> tokio::process::Command {
 
 #[tokio::test]
 async fn a_responder_directory_is_used_when_it_checks_out_and_refused_when_it_does_not() {
-    let ca = CaSimServer::start();
-    let db = TestDb::new(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    trust_dir(&ca, &dir.path().join("trust"));
-    let responders = dir.path().join("responders");
-    responder_dir(&ca, &responders).await;
+    let Setup { ca, db, dir, responders } = Setup::new().await;
 
     let server = Server::start(serve(dir.path(), &db, &ca));
     let base = format!("http://{}/ocsp", server.addr().await);
@@ -115,12 +131,7 @@ async fn ask_unlisted(ca: &CaSimServer, base: &str, issuer: &str) -> String {
 
 #[tokio::test]
 async fn a_responder_certificate_that_runs_out_while_serving_is_answered_try_later_and_refused_at_the_next_start() {
-    let ca = CaSimServer::start();
-    let db = TestDb::new(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    trust_dir(&ca, &dir.path().join("trust"));
-    let responders = dir.path().join("responders");
-    responder_dir(&ca, &responders).await;
+    let Setup { ca, db, dir, responders } = Setup::new().await;
     // jpki-auth's certificate replaced by one for the same key, valid for 15 seconds.
     let public = std::fs::read(responders.join("jpki-auth.pub")).unwrap();
     let validity = Duration::from_secs(15);

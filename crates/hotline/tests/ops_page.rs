@@ -13,10 +13,7 @@ use hotline_testkit::Browser;
 async fn the_status_page_shows_the_service_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::embedded(dir.path());
-    let curl = server.curl_line().await;
-    let addr = server.addr().await;
-    let out = support::paste(&curl).await;
-    assert!(out.status.success());
+    let addr = server.suspend_the_sample().await;
     // Beside the curl line, the console's address, which serves the console.
     let console = server.wait_for(|l| l.strip_prefix("The console for operators and clerks").map(str::to_owned)).await;
     assert!(console.ends_with(&format!("http://{addr}/console")), "{console}");

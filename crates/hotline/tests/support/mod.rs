@@ -90,6 +90,15 @@ impl Server {
         self.wait_for(|l| l.starts_with("curl ").then(|| l.to_owned())).await
     }
 
+    /// Suspends the sample as a person does, by pasting the `curl` line; returns the server's address.
+    pub async fn suspend_the_sample(&self) -> String {
+        let curl = self.curl_line().await;
+        let addr = self.addr().await;
+        let out = paste(&curl).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        addr
+    }
+
     pub fn start(mut cmd: Command) -> Server {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let (stdout, stderr) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
