@@ -7,8 +7,10 @@
 //! another reason for a revocation); one that is missing or listed wrongly
 //! is sent again. A CRL entry the registry does not explain is reported, not
 //! acted on: only people decide to lift a hold. Certificates with a change
-//! still on its way, or delivered after the fetch began, are left out of
-//! both checks, since the CRL cannot show them yet.
+//! still on its way, or delivered at or after the CRL was issued (or the
+//! fetch began, if earlier), are left out of both checks, since the CRL
+//! cannot show them yet. The registry is read in pages, so memory holds the
+//! CRL and one page.
 
 use std::collections::{HashMap, HashSet};
 
