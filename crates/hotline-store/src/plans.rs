@@ -30,9 +30,6 @@ enum Arg {
 }
 
 impl ScaledQuery {
-    pub const ALL: [ScaledQuery; 5] =
-        [Self::SnapshotPage, Self::OutboxClaim, Self::OutboxBacklog, Self::DeadLetters, Self::InFlight];
-
     fn sql_and_args(self, backend: Backend) -> (String, Vec<Arg>) {
         const NOW: &str = "2026-12-05T12:00:00.000000Z";
         match self {
