@@ -41,11 +41,7 @@ impl Control {
         public_key: &[u8],
         validity: Duration,
     ) -> anyhow::Result<String> {
-        use base64::Engine;
-        let request = hotline_ca::ResponderRequest {
-            public_key: base64::engine::general_purpose::STANDARD.encode(public_key),
-            validity_s: Some(validity.as_secs()),
-        };
+        let request = hotline_ca::ResponderRequest::new(public_key, Some(validity.as_secs()));
         let url = format!("{}/v1/issuers/{issuer}/ocsp-responder", self.base);
         let answer: hotline_ca::ResponderCertificate = json(self.http.post(url).json(&request).send().await).await?;
         Ok(answer.certificate_pem)

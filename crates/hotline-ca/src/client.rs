@@ -84,11 +84,7 @@ impl CaClient {
     /// SubjectPublicKeyInfo), issued by `issuer`. ca-sim offers this; for a
     /// CA that does not, the responder certificates are configured as files.
     pub async fn responder_certificate(&self, issuer: &str, public_key: &[u8]) -> Result<String, SendError> {
-        use base64::Engine;
-        let request = ResponderRequest {
-            public_key: base64::engine::general_purpose::STANDARD.encode(public_key),
-            validity_s: None,
-        };
+        let request = ResponderRequest::new(public_key, None);
         let url = self.url(&format!("/v1/issuers/{issuer}/ocsp-responder"));
         let answer: ResponderCertificate = json_answer(self.http.post(url).json(&request).send().await).await?;
         Ok(answer.certificate_pem)

@@ -105,6 +105,15 @@ pub struct ResponderRequest {
     pub validity_s: Option<u64>,
 }
 
+impl ResponderRequest {
+    /// A request to certify the DER SubjectPublicKeyInfo `public_key`, for
+    /// `validity_s` seconds or the CA's own lifetime.
+    pub fn new(public_key: &[u8], validity_s: Option<u64>) -> Self {
+        use base64::Engine;
+        Self { public_key: base64::engine::general_purpose::STANDARD.encode(public_key), validity_s }
+    }
+}
+
 /// The certificate issued for a responder key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponderCertificate {
