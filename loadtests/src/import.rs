@@ -3,9 +3,12 @@
 //! the same run: a plain `COPY` of the same certificate rows into a table
 //! with no index, no constraint and no trigger, and the same of every row
 //! the import writes (holders and cards too). Then the same file again
-//! (every holder unchanged), the rate a daily re-delivery costs. Each step
-//! is measured in the machine's busy CPU time as well as in time: how much
-//! work it is, and so how fast the machine's cores could do it at best.
+//! (every holder unchanged), the rate a daily re-delivery costs. And the
+//! ceiling like for like: PostgreSQL's own `pg_restore` of the database the
+//! first load made, the least time in which this machine turns the same rows
+//! into the same constrained registry. Each step is measured in the
+//! machine's busy CPU time as well as in time: how much work it is, and so
+//! how fast the machine's cores could do it at best.
 
 use std::ops::Add;
 use std::time::{Duration, Instant};
@@ -57,6 +60,42 @@ async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// The like-for-like ceiling of a load that must end with a constrained
+/// registry: PostgreSQL restoring the very database the first load made
+/// (rows, then every key, index and foreign key built once, as its manual
+/// advises), from an uncompressed dump so that no decompression slows it.
+/// In one transaction, as the first load is, and with a job per core, the
+/// best PostgreSQL itself does on this machine. Returns both, the second
+/// with its number of jobs.
+async fn restore_ceilings(
+    admin: &str,
+    loaded_db: &str,
+    dir: &std::path::Path,
+    certificates: f64,
+) -> anyhow::Result<[(Step, usize); 2]> {
+    let dump = dir.join("first_load.dump");
+    let dump_arg = dump.to_str().context("a temporary path that is not UTF-8")?;
+    let dumped = Command::new("pg_dump").args(["-Fc", "-Z", "0", "-f", dump_arg, "-d", loaded_db]).status().await?;
+    anyhow::ensure!(dumped.success(), "pg_dump of the first load's database failed");
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut restores = [(Step::default(), 1), (Step::default(), jobs)];
+    for (i, (step, jobs)) in restores.iter_mut().enumerate() {
+        let db = fresh_database(admin, "hotline_bench_restore").await?;
+        let how = if i == 0 { "--single-transaction".to_owned() } else { format!("--jobs={jobs}") };
+        let started = Mark::now()?;
+        let restored = Command::new("pg_restore")
+            .args(["--exit-on-error", "--no-owner", &how, "-d", &db, dump_arg])
+            .status()
+            .await?;
+        *step = started.step()?;
+        anyhow::ensure!(restored.success(), "pg_restore {how} failed");
+        let count: f64 = scalar(&db, "SELECT count(*) FROM certificates").await?.parse()?;
+        anyhow::ensure!(count == certificates, "pg_restore {how} restored {count} certificates of {certificates}");
+    }
+    psql(admin, "DROP DATABASE IF EXISTS hotline_bench_restore WITH (FORCE)").await?;
+    Ok(restores)
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db = fresh_database(&args.target.pg_url, "hotline_bench_import").await?;
     let dir = tempfile::tempdir()?;
@@ -94,6 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "the first load registered {loaded} certificates, the chunked import {certificates}"
     );
     let first_size = scalar(&first_db, "SELECT pg_database_size(current_database())").await?;
+    let restores = restore_ceilings(&args.target.pg_url, &first_db, dir.path(), loaded).await?;
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_first_load WITH (FORCE)").await?;
 
     // The second ceiling: the holders' and cards' rows too, into bare tables.
@@ -178,6 +218,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     line("first load (`--first-load`: holders, cards, certificates, keys, audit)", first_load);
     line("chunked import (holders, cards, certificates, audit)", chunked);
     line("the same file again (all unchanged)", second);
+    let [(one_tx, _), (parallel, jobs)] = restores;
+    line("`pg_restore --single-transaction` of the database the first load made (ceiling)", one_tx);
+    line(&format!("`pg_restore -j {jobs}` of the same dump (ceiling)"), parallel);
+    println!(
+        "the first load against PostgreSQL's own restore of what it made: {:.3} of `pg_restore --single-transaction`, {:.3} of `pg_restore -j {jobs}`",
+        one_tx.secs / first_load.secs,
+        parallel.secs / first_load.secs
+    );
     // However well a load spread its work over the cores, it could not take less than its CPU time shared out.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let floor = first_load.cpu / cores;
