@@ -16,10 +16,12 @@
 //! time from a suspension to the first revoked OCSP answer elsewhere.
 //!
 //! `import`: `hotline registry import` of a generated first load, and of the
-//! same file again, next to a bare `COPY` of the same certificate rows.
+//! same file again, next to a bare `COPY` of the same certificate rows and
+//! `pg_restore` of the database the first load made.
 //!
 //! `rebuild`: `hotline cache rebuild` at two sizes of one registry (the ratio
-//! shows whether it is linear), and an API instance's near-cache filled.
+//! shows whether it is linear), an API instance's near-cache filled, and ten
+//! instances filling theirs at once against one alone.
 //!
 //! `ca-sync`: commit-to-CA lag at a steady suspension rate with added CA
 //! latency, and the outbox drain rate with one and two workers next to what
@@ -30,6 +32,7 @@ mod common;
 mod cpu;
 mod harness;
 mod import;
+mod instances;
 mod ocsp;
 mod rawhttp;
 mod rebuild;

@@ -9,6 +9,8 @@
 //! the process's own footprint), and status latency at that size, in JSON
 //! and in OCSP (POST with a nonce: looked up through the tiers and signed
 //! for each request; the instance's responder is certified by a ca-sim).
+//! Last, at the largest size, one instance and then `--instances` at once:
+//! what a fleet filling its near-caches together costs the database.
 //!
 //! The certificates are marked not good with SQL rather than API calls: the
 //! subject here is the rebuild, and the snapshot reads the certificates
@@ -18,10 +20,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql, redis_server};
+use crate::instances::{Fleet, Instance, Setting, start_at_once};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,6 +38,9 @@ pub struct Args {
     /// The ca-sim binary (the CA that certifies the instances' OCSP responders).
     #[arg(long, default_value = "target/release/ca-sim")]
     ca_sim: String,
+    /// API instances started at once over the last size, after one alone: what a fleet's start costs the database.
+    #[arg(long, default_value_t = 10)]
+    instances: usize,
 }
 
 /// The CA and its issuers, as the OCSP probe needs them.
@@ -241,38 +246,22 @@ async fn probe(base: &str, token: &str, paths: &[String]) -> anyhow::Result<Vec<
     .await
 }
 
+fn setting<'a>(args: &'a Args, db: &'a str, port: u16, ca: &'a Ca) -> Setting<'a> {
+    Setting { hotline: &args.target.hotline, db, redis_port: port, ca_url: &ca.sim.url }
+}
+
 /// Starts `hotline api` with a near-cache over the rebuilt Redis, waits until it serves from it, and probes it.
 async fn near_cache(args: &Args, db: &str, port: u16, token: &str, ca: &Ca) -> anyhow::Result<Near> {
-    let listen = format!("127.0.0.1:{}", free_port()?);
-    let started = Instant::now();
-    let mut child = crate::common::hotline_command(&args.target.hotline)
-        .args(["api", "--listen", &listen])
-        .env("HOTLINE_DATABASE_URL", db)
-        .env("HOTLINE_PII_KEY", KEY)
-        .env("HOTLINE_REDIS_URL", format!("redis://127.0.0.1:{port}"))
-        .env("HOTLINE_NEAR_CACHE", "true")
-        .env("HOTLINE_CA_URL", &ca.sim.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("no pid")?;
-    let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
-    while let Some(line) = lines.next_line().await? {
-        if line.contains("cache rebuilt") {
-            let serving = started.elapsed().as_secs_f64();
-            let resident = (proc_kb(pid, "VmRSS").unwrap_or(0) * 1024) as f64;
-            // Keep reading its log so the instance never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            let pairs = probe_pairs(db).await?;
-            let paths: Vec<String> = pairs.iter().map(|(i, s)| format!("/v1/status/{i}/{s}")).collect();
-            let latencies = probe(&format!("http://{listen}"), token, &paths).await?;
-            let ocsp = probe_ocsp(&format!("http://{listen}"), token, &ocsp_bodies(ca, &pairs)?).await?;
-            child.kill().await?;
-            return Ok(Near { serving, resident, latencies, ocsp });
-        }
-    }
-    bail!("hotline api ended before its near-cache was filled")
+    let mut instance = Instance::launch(&setting(args, db, port, ca), Instant::now())?;
+    let serving = instance.serving().await?;
+    let resident = (proc_kb(instance.pid()?, "VmRSS").unwrap_or(0) * 1024) as f64;
+    let base = format!("http://{}", instance.listen);
+    let pairs = probe_pairs(db).await?;
+    let paths: Vec<String> = pairs.iter().map(|(i, s)| format!("/v1/status/{i}/{s}")).collect();
+    let latencies = probe(&base, token, &paths).await?;
+    let ocsp = probe_ocsp(&base, token, &ocsp_bodies(ca, &pairs)?).await?;
+    instance.child.kill().await?;
+    Ok(Near { serving, resident, latencies, ocsp })
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -308,6 +297,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         eprintln!("rebuilding {held}…");
         results.push(rebuild(&args, &db, port, held, &token, &ca).await?);
+    }
+    let mut fleets = Vec::new();
+    for n in [1, args.instances] {
+        eprintln!("starting {n} instances at once…");
+        fleets.push(start_at_once(&setting(&args, &db, port, &ca), n).await?);
     }
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_rebuild WITH (FORCE)").await?;
 
@@ -378,5 +372,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "(probes: {PROBES} GET /v1/status and {PROBES} POST /ocsp with a nonce, from {PROBE_CLIENTS} clients, half not good, half good)"
     );
+    println!();
+    print_fleets(results.last().map_or(0, |r| r.held), &fleets);
     Ok(())
+}
+
+/// One instance's start against a fleet's, over the same entries.
+fn print_fleets(held: usize, fleets: &[Fleet]) {
+    println!("API instances started at once over {held} not-good entries, each until it serves from its near-cache:");
+    println!(
+        "| instances | serving after: first | median | last | busy CPU (all cores) | the instances' | the rest (the database) | blocks from its buffers | from the OS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for f in fleets {
+        let at = |p: f64| f.serving[((f.serving.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "| {} | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.0} | {:.0} |",
+            f.instances,
+            at(0.0),
+            at(0.5),
+            at(1.0),
+            f.busy,
+            f.instances_cpu,
+            f.busy - f.instances_cpu,
+            f.blocks_hit,
+            f.blocks_read
+        );
+    }
+    if let [one, many] = fleets {
+        let per = |f: &Fleet| (f.busy - f.instances_cpu) / f.instances as f64;
+        println!(
+            "the database's CPU time per instance, {} at once over one alone: {:.2}; blocks per instance: {:.2}",
+            many.instances,
+            per(many) / per(one),
+            ((many.blocks_hit + many.blocks_read) / many.instances as f64) / (one.blocks_hit + one.blocks_read)
+        );
+    }
 }

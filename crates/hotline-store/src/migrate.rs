@@ -63,6 +63,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0008_outbox_queues.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0008_outbox_queues.sql"),
     },
+    Migration {
+        version: 9,
+        name: "covering_snapshot",
+        postgres: include_str!("../../../migrations/postgres/0009_covering_snapshot.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0009_covering_snapshot.sql"),
+    },
 ];
 
 impl Store {
