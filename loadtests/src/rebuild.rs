@@ -39,8 +39,8 @@ pub struct Args {
     #[arg(long, default_value = "target/release/ca-sim")]
     ca_sim: String,
     /// API instances started at once over the last size, after one alone: what a fleet's start costs the database.
-    #[arg(long, default_value_t = 10)]
-    instances: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    instances: u32,
 }
 
 /// The CA and its issuers, as the OCSP probe needs them.
@@ -299,7 +299,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         results.push(rebuild(&args, &db, port, held, &token, &ca).await?);
     }
     let mut fleets = Vec::new();
-    for n in [1, args.instances] {
+    for n in [1, args.instances as usize] {
         eprintln!("starting {n} instances at once…");
         fleets.push(start_at_once(&setting(&args, &db, port, &ca), n).await?);
     }
