@@ -16,6 +16,7 @@ mod codec;
 mod memory;
 mod near;
 mod redis_backend;
+mod serial_table;
 mod sync;
 
 use chrono::{DateTime, Utc};

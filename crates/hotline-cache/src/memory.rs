@@ -5,9 +5,10 @@
 //! An instance holds every certificate that is not good, tens of millions at
 //! national size, so an entry is 31 bytes with no allocation of its own: the
 //! serial's bytes (at most 20, RFC 5280) with their length as the key, and the
-//! record packed beside it ([`Packed`]). With the hash table's control byte and
-//! its load factor that is 43 to 73 bytes an entry (54 at 5 million, 43 at 25
-//! million); a `String` key and the record as it is took about twice that.
+//! record packed beside it ([`Packed`]). An issuer's entries stand in a
+//! [`SerialTable`], 33 to 43 bytes an entry at any size; in a hash map they
+//! took 37 to 73 (73 just after the map doubled), and with a `String` key and
+//! the record as it is about twice that.
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
@@ -16,15 +17,19 @@ use chrono::{DateTime, Utc};
 use hotline_core::{CertificateStatus, IssuerId, RevocationReason, Serial, StatusRecord};
 use hotline_store::StatusChange;
 
+use crate::serial_table::SerialTable;
 use crate::{Applied, Lookup, Marker, Rebuild};
 
 /// issuer → serial → status: nested so a lookup borrows the issuer's `&str` and allocates nothing.
-type Entries = HashMap<String, HashMap<SerialKey, Packed>>;
+type Entries = HashMap<String, SerialTable>;
+
+/// A rebuild's entries as the snapshot gives them, each issuer's made a table once complete.
+type Building = HashMap<String, Vec<(SerialKey, Packed)>>;
 
 /// A serial as its bytes: the length, then the bytes, then zeros. Serials are
 /// canonical (no leading zero byte), so equal serials have equal keys.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct SerialKey([u8; Serial::MAX_BYTES + 1]);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+pub(crate) struct SerialKey([u8; Serial::MAX_BYTES + 1]);
 
 impl SerialKey {
     fn of(serial: &Serial) -> Self {
@@ -37,13 +42,19 @@ impl SerialKey {
         let _ = hex::decode_to_slice(hex, &mut key[1..=len]);
         Self(key)
     }
+
+    /// The key of the serial that is the number `n`.
+    #[cfg(test)]
+    pub(crate) fn from_number(n: u64) -> Self {
+        Self::of(&Serial::parse(&format!("{n:016x}")).expect("16 hex digits are a serial"))
+    }
 }
 
 /// A [`StatusRecord`] in 10 bytes, aligned to one so the entry has no padding:
 /// `since` in microseconds (what the store keeps), the status, the reason's
 /// RFC 5280 code (`NO_REASON` for none).
-#[derive(Clone, Copy)]
-struct Packed {
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub(crate) struct Packed {
     since_micros: [u8; 8],
     status: u8,
     reason: u8,
@@ -52,6 +63,11 @@ struct Packed {
 const NO_REASON: u8 = u8::MAX;
 
 impl Packed {
+    #[cfg(test)]
+    pub(crate) fn from_parts(since_micros: i64, status: u8, reason: u8) -> Self {
+        Self { since_micros: since_micros.to_le_bytes(), status, reason }
+    }
+
     fn of(record: &StatusRecord) -> Self {
         Self {
             since_micros: record.since.timestamp_micros().to_le_bytes(),
@@ -78,7 +94,7 @@ impl Packed {
 struct State {
     marker: Option<Marker>,
     current: Entries,
-    building: HashMap<u64, Entries>,
+    building: HashMap<u64, Building>,
     last_generation: u64,
 }
 
@@ -143,25 +159,31 @@ impl MemoryCache {
         let mut state = self.state();
         state.last_generation += 1;
         let generation = state.last_generation;
-        state.building.insert(generation, Entries::new());
+        state.building.insert(generation, Building::new());
         Rebuild { generation }
     }
 
     pub(crate) fn load(&self, rebuild: Rebuild, entries: &[StatusChange]) {
         let mut state = self.state();
         if let Some(building) = state.building.get_mut(&rebuild.generation) {
-            for c in entries {
-                put(building, c);
+            // A snapshot holds each certificate once, and none that is good (absent is good).
+            for c in entries.iter().filter(|c| c.record.status != CertificateStatus::Good) {
+                let issuer = match building.get_mut(c.issuer.as_str()) {
+                    Some(issuer) => issuer,
+                    None => building.entry(c.issuer.as_str().to_owned()).or_default(),
+                };
+                issuer.push((SerialKey::of(&c.serial), Packed::of(&c.record)));
             }
         }
     }
 
     pub(crate) fn finish_rebuild(&self, rebuild: Rebuild, position: i64, as_of: DateTime<Utc>) {
+        let Some(building) = self.state().building.remove(&rebuild.generation) else { return };
+        // Built outside the lock: readers keep the current generation meanwhile.
+        let entries: Entries = building.into_iter().map(|(issuer, e)| (issuer, SerialTable::build(e))).collect();
         let mut state = self.state();
-        if let Some(entries) = state.building.remove(&rebuild.generation) {
-            state.current = entries;
-            state.marker = Some(Marker { generation: rebuild.generation, position, as_of });
-        }
+        state.current = entries;
+        state.marker = Some(Marker { generation: rebuild.generation, position, as_of });
     }
 
     /// Forgets everything, as a restarted process would (for tests of cold starts).
