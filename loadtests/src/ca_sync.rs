@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::common::{self, KEY, Target, free_port, fresh_database, psql};
+use crate::common::{self, KEY, Target, free_port, fresh_database, psql, psql_value};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -67,14 +67,8 @@ fn spawn_hotline(args: &Args, db: &str, ca: &str, cli: &[&str]) -> anyhow::Resul
         .spawn()?)
 }
 
-async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql").args(["-qAt", "-d", db, "-c", sql]).output().await?;
-    anyhow::ensure!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 async fn pending(db: &str) -> anyhow::Result<i64> {
-    Ok(scalar(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await?.parse()?)
+    Ok(psql_value(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await?.parse()?)
 }
 
 async fn wait_drained(db: &str, limit: Duration) -> anyhow::Result<Duration> {
@@ -149,7 +143,7 @@ async fn lag(args: &Args) -> anyhow::Result<()> {
     }
     let offered = started.elapsed();
     wait_drained(&db, Duration::from_secs(120)).await?;
-    let lags = scalar(
+    let lags = psql_value(
         &db,
         "SELECT string_agg((EXTRACT(EPOCH FROM (done_at::timestamptz - created_at::timestamptz)) * 1000000)::bigint::text, ',')
            FROM outbox WHERE state = 'done'",
@@ -255,8 +249,9 @@ async fn crash_recovery(args: &Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     first.kill().await?;
-    let held: i64 =
-        scalar(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND leased_by IS NOT NULL").await?.parse()?;
+    let held: i64 = psql_value(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND leased_by IS NOT NULL")
+        .await?
+        .parse()?;
     let left = pending(&db).await?;
     let _second = spawn_hotline(args, &db, &ca.url, &["worker", "--listen", "127.0.0.1:0"])?;
     let recovered = wait_drained(&db, Duration::from_secs(600)).await?;

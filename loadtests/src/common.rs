@@ -34,6 +34,13 @@ pub async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The text psql prints for `sql`'s result (unaligned, tuples only), trimmed.
+pub async fn psql_value(db: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql").args(["-qAt", "-d", db, "-c", sql]).output().await?;
+    anyhow::ensure!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// Drops and creates a scratch database; returns its URL.
 pub async fn fresh_database(admin: &str, name: &str) -> anyhow::Result<String> {
     psql(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;

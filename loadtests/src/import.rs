@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::process::Command;
 
-use crate::common::{Target, fresh_database, hotline, psql};
+use crate::common::{Target, fresh_database, hotline, psql, psql_value};
 use crate::cpu::machine_busy;
 
 #[derive(clap::Args)]
@@ -55,11 +55,6 @@ impl Mark {
     }
 }
 
-async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql").args(["-At", "-d", db, "-c", sql]).output().await?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// The like-for-like ceiling of a load that must end with a constrained
 /// registry: PostgreSQL restoring the very database the first load made
 /// (rows, then every key, index and foreign key built once, as its manual
@@ -89,7 +84,7 @@ async fn restore_ceilings(
             .await?;
         *step = started.step()?;
         anyhow::ensure!(restored.success(), "pg_restore {how} failed");
-        let count: f64 = scalar(&db, "SELECT count(*) FROM certificates").await?.parse()?;
+        let count: f64 = psql_value(&db, "SELECT count(*) FROM certificates").await?.parse()?;
         anyhow::ensure!(count == certificates, "pg_restore {how} restored {count} certificates of {certificates}");
     }
     psql(admin, "DROP DATABASE IF EXISTS hotline_bench_restore WITH (FORCE)").await?;
@@ -118,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Mark::now()?;
     let again = hotline(&args.target.hotline, &db, &[], &["registry", "import", file_arg]).await?;
     let second = started.step()?;
-    let certificates: f64 = scalar(&db, "SELECT count(*) FROM certificates").await?.parse()?;
+    let certificates: f64 = psql_value(&db, "SELECT count(*) FROM certificates").await?.parse()?;
 
     eprintln!("importing as a first load into another database…");
     let first_db = fresh_database(&args.target.pg_url, "hotline_bench_first_load").await?;
@@ -127,12 +122,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let first_summary =
         hotline(&args.target.hotline, &first_db, &[], &["registry", "import", "--first-load", file_arg]).await?;
     let first_load = started.step()?;
-    let loaded: f64 = scalar(&first_db, "SELECT count(*) FROM certificates").await?.parse()?;
+    let loaded: f64 = psql_value(&first_db, "SELECT count(*) FROM certificates").await?.parse()?;
     anyhow::ensure!(
         loaded == certificates,
         "the first load registered {loaded} certificates, the chunked import {certificates}"
     );
-    let first_size = scalar(&first_db, "SELECT pg_database_size(current_database())").await?;
+    let first_size = psql_value(&first_db, "SELECT pg_database_size(current_database())").await?;
     let restores = restore_ceilings(&args.target.pg_url, &first_db, dir.path(), loaded).await?;
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_first_load WITH (FORCE)").await?;
 
@@ -192,7 +187,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (table, _) in &tables {
         psql(&db, &format!("DROP TABLE {table}")).await?;
     }
-    let size = scalar(&db, "SELECT pg_database_size(current_database())").await?;
+    let size = psql_value(&db, "SELECT pg_database_size(current_database())").await?;
     psql(&args.target.pg_url, "DROP DATABASE IF EXISTS hotline_bench_import WITH (FORCE)").await?;
 
     println!("{}", summary.trim());

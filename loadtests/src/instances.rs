@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::oneshot;
 
-use crate::common::{KEY, free_port};
+use crate::common::{KEY, free_port, psql_value};
 use crate::cpu::{CpuTime, machine_busy};
 
 /// Where an instance finds its registry, its shared cache and its CA.
@@ -88,9 +88,8 @@ pub struct Fleet {
 /// The database's block counters so far: (found in its buffers, read from the operating system).
 async fn block_counters(db: &str) -> anyhow::Result<(f64, f64)> {
     let sql = "SELECT blks_hit || ' ' || blks_read FROM pg_stat_database WHERE datname = current_database()";
-    let out = tokio::process::Command::new("psql").args(["-At", "-d", db, "-c", sql]).output().await?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (hit, read) = text.trim().split_once(' ').context("no pg_stat_database row")?;
+    let text = psql_value(db, sql).await?;
+    let (hit, read) = text.split_once(' ').context("no pg_stat_database row")?;
     Ok((hit.parse()?, read.parse()?))
 }
 

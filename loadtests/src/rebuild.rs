@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
-use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql, redis_server};
+use crate::common::{KEY, Target, free_port, fresh_database, hotline, psql, psql_value, redis_server};
 use crate::instances::{Fleet, Instance, Setting, start_at_once};
 
 #[derive(clap::Args)]
@@ -74,11 +74,6 @@ fn proc_kb(pid: u32, field: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-async fn scalar(db: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql").args(["-At", "-d", db, "-c", sql]).output().await?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 struct Rebuilt {
@@ -144,7 +139,7 @@ async fn rebuild(args: &Args, db: &str, port: u16, held: usize, token: &str, ca:
 async fn probe_pairs(db: &str) -> anyhow::Result<Vec<(String, String)>> {
     let sql = "(SELECT issuer, serial FROM certificates WHERE status <> 'good' ORDER BY random() LIMIT 500)
                UNION ALL (SELECT issuer, serial FROM certificates WHERE status = 'good' ORDER BY random() LIMIT 500)";
-    let rows = scalar(db, sql).await?;
+    let rows = psql_value(db, sql).await?;
     Ok(rows.lines().filter_map(|l| l.split_once('|')).map(|(i, s)| (i.to_owned(), s.to_owned())).collect())
 }
 
@@ -271,7 +266,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let seeded = Instant::now();
     hotline(&args.target.hotline, &db, &[], &["seed", "--holders", &args.holders.to_string()]).await?;
     let seed_time = seeded.elapsed();
-    let all = scalar(&db, "SELECT count(*) FROM certificates").await?;
+    let all = psql_value(&db, "SELECT count(*) FROM certificates").await?;
     let token = crate::common::token(&args.target.hotline, &db, "validator").await?;
     let port = free_port()?;
     let _redis = redis_server(port)?;
