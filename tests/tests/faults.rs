@@ -1,6 +1,7 @@
 //! Faults answered the way clients and on-call expect: a database that
-//! cannot be reached is `503 database_unavailable` with `Retry-After`
-//! (counted apart from unexpected errors, nothing stored) and the service
+//! cannot be reached, or hangs, past the write deadline is `503
+//! database_unavailable` with `Retry-After` (counted apart from unexpected
+//! errors, nothing stored), one back within it is invisible, and the service
 //! recovers without a restart; `/readyz` answers within its bound while the
 //! database hangs; a client that stalls in its body gets `408`, counted as a
 //! client error; a header the API reads once, sent twice, is `400`; instants
@@ -30,7 +31,8 @@ fn retry_after(response: &reqwest::Response) -> Option<String> {
 }
 
 async fn postgres_cut_off_is_503_with_retry_after_and_stores_nothing() {
-    let (app, proxy, direct) = behind_a_proxy(TestOptions::default()).await;
+    let options = TestOptions { write_deadline: Duration::from_millis(1_000), ..TestOptions::default() };
+    let (app, proxy, direct) = behind_a_proxy(options).await;
     let body = TestApp::report(app.card_holder(0), "card");
     // A token the instance has seen, so the token check does not decide the answer.
     let (code, _) = app.get("/v1/rules/now", &app.operator).await;
@@ -69,43 +71,88 @@ async fn postgres_cut_off_is_503_with_retry_after_and_stores_nothing() {
     assert_eq!(answered, StatusCode::CREATED);
 }
 
-async fn a_postgres_killed_and_restarted_is_503_then_serves_again() {
+async fn a_postgres_killed_and_restarted_within_the_write_deadline_is_invisible_to_the_operator() {
     let mut server = PostgresServer::start();
     let app = TestApp::spawn_on(TestDb::postgres_at(&server.url()).await, TestOptions::default()).await;
     let body = TestApp::report(app.card_holder(1), "card");
     let (code, _) = app.get("/v1/rules/now", &app.operator).await;
     assert_eq!(code, StatusCode::OK);
     server.kill();
-    let (code, problem) = app.suspend("crash-1", &body).await;
-    assert_eq!(
-        (code, problem["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("database_unavailable")),
-        "{problem}"
-    );
+    let request = app.client.post(format!("{}/v1/suspensions", app.base)).bearer_auth(&app.operator);
+    let pending = tokio::spawn(request.header("Idempotency-Key", "crash-1").json(&body).send());
+    // The request keeps trying while the server is down; back within the write deadline, it commits.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     server.restart();
-    let mut answered = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
-    for _ in 0..100 {
-        answered = app.suspend("crash-1", &body).await;
-        if answered.0 == StatusCode::CREATED {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(answered.0, StatusCode::CREATED, "{}", answered.1);
+    let (code, receipt) = TestApp::read(pending.await.unwrap().unwrap()).await;
+    assert_eq!(code, StatusCode::CREATED, "{receipt}");
     let suspensions = app.counts().await.into_iter().find(|(t, _)| *t == "suspensions").unwrap().1;
     assert_eq!(suspensions, 1, "one suspension, whatever the outage");
+    let metrics = app.metrics.render();
+    assert!(!metrics.contains(r#"hotline_unavailable_answers_total{dependency="database"}"#), "no 503: {metrics}");
+}
+
+async fn a_database_that_hangs_is_answered_503_within_the_write_deadline_and_then_recovers() {
+    let options = TestOptions { write_deadline: Duration::from_millis(1_000), ..TestOptions::default() };
+    let (app, proxy, direct) = behind_a_proxy(options).await;
+    let body = TestApp::report(app.card_holder(2), "card");
+    let (code, _) = app.get("/v1/rules/now", &app.operator).await;
+    assert_eq!(code, StatusCode::OK);
+    proxy.stall();
+    // The client's bound only keeps a broken server from hanging the test: the answer comes well before it.
+    let request = app.client.post(format!("{}/v1/suspensions", app.base)).bearer_auth(&app.operator);
+    let response = request.header("Idempotency-Key", "hang-1").json(&body).timeout(Duration::from_secs(5)).send();
+    let response = response.await.expect("a hung database is answered within the write deadline");
+    assert_eq!(retry_after(&response).as_deref(), Some("2"));
+    let (code, problem) = TestApp::read(response).await;
+    assert_eq!((code, problem["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("database_unavailable")));
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not known yet"),
+        "a write cut off unanswered is in doubt, never 'nothing changed': {detail}"
+    );
+    proxy.unstall();
+    proxy.cut();
+    proxy.mend();
+    let mut answered = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
+    for _ in 0..50 {
+        answered = app.suspend("hang-1", &body).await;
+        if answered.0 != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+    }
+    assert_eq!(answered.0, StatusCode::CREATED, "{}", answered.1);
+    let suspensions = direct.counts().await.into_iter().find(|(t, _)| *t == "suspensions").unwrap().1;
+    assert_eq!(suspensions, 1, "the hung attempt and the one after it made one suspension");
 }
 
 async fn readiness_answers_within_its_bound_while_the_database_hangs() {
-    let options = TestOptions { ready_timeout: Duration::from_millis(200), ..TestOptions::default() };
+    let options = TestOptions {
+        ready_timeout: Duration::from_millis(200),
+        freshness_bound: Duration::from_millis(300),
+        max_staleness: Duration::from_millis(1_500),
+        ..TestOptions::default()
+    };
     let (app, proxy, _direct) = behind_a_proxy(options).await;
-    let (code, _) = app.get("/readyz", "").await;
-    assert_eq!(code, StatusCode::OK);
+    app.wait_for_cache().await;
+    let (code, body) = app.get("/readyz", "").await;
+    assert_eq!((code, body["database"].as_str()), (StatusCode::OK, Some("ok")), "{body}");
     proxy.stall();
     // The client's own bound only keeps a broken server from hanging the test.
-    let response = app.client.get(format!("{}/readyz", app.base)).timeout(Duration::from_secs(5)).send().await;
-    let (code, problem) = TestApp::read(response.expect("readyz answers within its bound")).await;
-    assert_eq!((code, problem["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")), "{problem}");
+    let readyz = || app.client.get(format!("{}/readyz", app.base)).timeout(Duration::from_secs(5)).send();
+    let (code, body) = TestApp::read(readyz().await.expect("readyz answers within its bound")).await;
+    assert_eq!(
+        (code, body["database"].as_str()),
+        (StatusCode::OK, Some("unreachable")),
+        "still ready while the cache can answer validators: {body}"
+    );
+    assert!(body["validators_answered_as_of"].is_string(), "{body}");
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let (code, problem) = TestApp::read(readyz().await.expect("readyz answers within its bound")).await;
+    assert_eq!(
+        (code, problem["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")),
+        "past the maximum staleness: {problem}"
+    );
     let healthz = app.client.get(format!("{}/healthz", app.base)).timeout(Duration::from_secs(5)).send().await;
     assert_eq!(healthz.unwrap().status(), StatusCode::OK, "liveness never asks the database");
     proxy.mend();
@@ -219,6 +266,7 @@ both_backends!(
 
 hotline_testkit::postgres_only!(
     postgres_cut_off_is_503_with_retry_after_and_stores_nothing,
-    a_postgres_killed_and_restarted_is_503_then_serves_again,
+    a_postgres_killed_and_restarted_within_the_write_deadline_is_invisible_to_the_operator,
+    a_database_that_hangs_is_answered_503_within_the_write_deadline_and_then_recovers,
     readiness_answers_within_its_bound_while_the_database_hangs,
 );

@@ -260,6 +260,7 @@ async fn answers_stay_right_through_redis_faults_and_are_try_later_when_nothing_
     let mut options = TestOptions { cache, near_cache: true, ..TestOptions::default() };
     options.database_url = Some(a.db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()));
     options.freshness_bound = Duration::from_millis(500);
+    options.max_staleness = MAX_STALENESS;
     let b = a.instance(with_ca(&ca, options)).await;
     b.wait_for_cache().await;
     suspend_card(&a, 3).await;
@@ -276,15 +277,28 @@ async fn answers_stay_right_through_redis_faults_and_are_try_later_when_nothing_
     for (serial, want) in [(&held, "revoked"), (&good, "good")] {
         assert_eq!(status_of(&ask(&b, &ca, "jpki-auth", serial, Some(&b.validator), &[]).await, serial), want);
     }
-    // Redis and the database both unreachable: the near-cache ages past its bound, and then nothing can say.
+    // Redis and the database both unreachable: nothing can commit, so the near-cache's last
+    // confirmed state is still the truth as of then. It answers with that older thisUpdate
+    // up to the maximum staleness, and then nothing can say.
     redis.kill();
+    let cut_at = chrono::Utc::now();
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(700)).await;
+    for (serial, want) in [(&held, "revoked"), (&good, "good")] {
+        let answer = ask(&b, &ca, "jpki-auth", serial, Some(&b.validator), &[]).await;
+        assert_eq!(status_of(&answer, serial), want, "{answer}");
+        assert!(chrono_of(&answer, "This Update: ") <= cut_at, "never fresher than the last confirmation: {answer}");
+    }
+    assert!(b.answers_from("near_cache_stale") >= 2, "{}", b.metrics.render());
+    tokio::time::sleep(MAX_STALENESS).await;
     for serial in [&held, &good] {
         let answer = ask(&b, &ca, "jpki-auth", serial, Some(&b.validator), &[]).await;
         assert_eq!(status_of(&answer, serial), "trylater (3)", "never good by default: {answer}");
     }
 }
+
+/// How stale the faults test's instance may answer while the database is unreachable.
+const MAX_STALENESS: Duration = Duration::from_millis(1_500);
 
 both_backends!(
     a_suspension_through_another_instance_and_its_release_reach_openssl,

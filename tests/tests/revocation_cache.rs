@@ -291,6 +291,77 @@ async fn a_near_cache_that_lost_its_feed_stops_answering(backend: Backend) {
     assert_eq!(b.answers_from("cache"), shared + 4, "the shared cache answered instead");
 }
 
+/// The `as_of` of an answer, as an instant.
+fn as_of(body: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(body["as_of"].as_str().unwrap()).unwrap().to_utc()
+}
+
+async fn validators_are_answered_through_a_database_outage_as_of_the_last_confirmation(backend: Backend) {
+    assert_eq!(backend, Backend::Postgres, "the database is cut with a TCP proxy");
+    let server = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = TestApp::spawn_with(backend, redis(&server, &prefix)).await;
+    let (_, held) = suspend_card(&a, 0).await;
+    let good = a.card_holder(1).card[0].clone();
+    let good = (good.issuer, good.serial.as_str().to_owned());
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let through_proxy = a.db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let outage_options = |near_cache| TestOptions {
+        database_url: Some(through_proxy.clone()),
+        near_cache,
+        freshness_bound: Duration::from_millis(300),
+        max_staleness: Duration::from_millis(2_500),
+        ..redis(&server, &prefix)
+    };
+    // One instance with a near-cache, one reading the shared cache only; A itself stops its sync.
+    let (near, shared) = (a.instance(outage_options(true)).await, a.instance(outage_options(false)).await);
+    for app in [&near, &shared] {
+        app.wait_for_cache().await;
+        // Each has checked the validator's token before: a validator that asks often is remembered.
+        assert_eq!(status(app, &held[0].0, &held[0].1).await.1["status"], "suspended");
+    }
+    drop(a);
+    let cut_at = chrono::Utc::now();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each answers from the freshest cache it has (the near-cache, or the shared cache if that was confirmed later).
+    let stale = |app: &TestApp| app.answers_from("near_cache_stale") + app.answers_from("cache_stale");
+    for app in [&near, &shared] {
+        let before = stale(app);
+        for ((issuer, serial), want) in [((&held[0].0, &held[0].1), "suspended"), ((&good.0, &good.1), "good")] {
+            let (code, body) = status(app, issuer, serial).await;
+            assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some(want)), "{body}");
+            assert!(as_of(&body) <= cut_at, "never fresher than the last confirmation: {body}");
+            assert!(as_of(&body) > cut_at - chrono::Duration::seconds(2), "the last confirmation, not older: {body}");
+        }
+        assert_eq!(stale(app), before + 2, "{}", app.metrics.render());
+    }
+    assert_eq!(shared.answers_from("near_cache_stale"), 0, "an instance without a near-cache reads the shared one");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for app in [&near, &shared] {
+        let (code, body) = status(app, &held[0].0, &held[0].1).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("status_unavailable")),
+            "past the maximum staleness: {body}"
+        );
+    }
+    proxy.mend();
+    for app in [&near, &shared] {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            let (code, body) = status(app, &held[0].0, &held[0].1).await;
+            last = body;
+            if code == StatusCode::OK && as_of(&last) > cut_at {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(last["status"], "suspended", "fresh again once the database is back: {last}");
+        assert!(as_of(&last) > cut_at, "{last}");
+    }
+}
+
 mod postgres {
     use super::*;
 
@@ -312,7 +383,8 @@ mod postgres {
         batch_status_queries,
         the_embedded_in_process_cache_answers_too,
         with_near_caches_a_suspension_reaches_every_instance_by_pub_sub,
-        a_near_cache_that_lost_its_feed_stops_answering
+        a_near_cache_that_lost_its_feed_stops_answering,
+        validators_are_answered_through_a_database_outage_as_of_the_last_confirmation
     );
 }
 

@@ -89,8 +89,11 @@ fn auth_unavailable() -> Problem {
 }
 
 /// A token or session store that could not be asked: logged, and `503 auth_unavailable`.
-pub(crate) fn auth_outage(e: anyhow::Error) -> Problem {
-    tracing::warn!(error = format!("{e:#}"), "token or session look-up failed");
+pub(crate) fn auth_outage(e: hotline_store::Error) -> Problem {
+    if e.outage().is_none() {
+        return Problem::from(e);
+    }
+    tracing::warn!(error = e.report(), "token or session look-up failed");
     auth_unavailable()
 }
 

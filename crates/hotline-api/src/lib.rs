@@ -26,6 +26,7 @@ mod serving;
 pub mod status_service;
 mod tokens;
 pub mod wire;
+mod write_retry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,8 @@ pub struct Timeouts {
     pub body_read: Duration,
     /// `/readyz`'s database probe; past it, `503 not_ready`.
     pub ready_probe: Duration,
+    /// How long a suspension or release keeps trying through a database outage; past it, `503`.
+    pub write_deadline: Duration,
 }
 
 impl Default for Timeouts {
@@ -88,6 +91,7 @@ impl Default for Timeouts {
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(5),
             ready_probe: Duration::from_millis(500),
+            write_deadline: Duration::from_secs(8),
         }
     }
 }

@@ -41,6 +41,12 @@ pub struct Metrics {
     pub db_pool_connections: Family<[(&'static str, &'static str); 1], Gauge>,
     /// 1 when the database answered the last scrape's ping.
     pub db_up: Gauge,
+    /// Database outages met by a suspension's or release's attempts, by write and kind.
+    pub write_outages: Family<Labels2, Counter>,
+    /// Synchronous standbys streaming from the primary now (-1: not known); set at each scrape.
+    pub db_synchronous_standbys: Gauge,
+    /// 1 when this deployment requires a synchronous standby (`database_synchronous_standby`).
+    pub db_synchronous_standby_required: Gauge,
     /// Always 1; the labels say which reception rule set and mode are in force now.
     pub rules_info: Family<[(&'static str, String); 2], Gauge>,
     /// Plain running totals for the status page's plots.
@@ -129,6 +135,24 @@ impl Metrics {
         );
         let db_up = Gauge::default();
         registry.register("db_up", "1 when the database answered at the last scrape", db_up.clone());
+        let write_outages = Family::<Labels2, Counter>::default();
+        registry.register(
+            "write_outages",
+            "Database outages met by suspension and release attempts, by write and kind; each is retried with the same Idempotency-Key while the write deadline allows",
+            write_outages.clone(),
+        );
+        let db_synchronous_standbys = Gauge::default();
+        registry.register(
+            "db_synchronous_standbys",
+            "Synchronous standbys streaming from the primary at the last scrape (-1 when it cannot be read)",
+            db_synchronous_standbys.clone(),
+        );
+        let db_synchronous_standby_required = Gauge::default();
+        registry.register(
+            "db_synchronous_standby_required",
+            "1 when the deployment requires a synchronous standby (HOTLINE_DATABASE_SYNCHRONOUS_STANDBY)",
+            db_synchronous_standby_required.clone(),
+        );
         let rules_info = Family::<[(&'static str, String); 2], Gauge>::default();
         registry.register(
             "rules_info",
@@ -143,6 +167,9 @@ impl Metrics {
             cache_up,
             db_pool_connections,
             db_up,
+            write_outages,
+            db_synchronous_standbys,
+            db_synchronous_standby_required,
             rules_info,
             cache_lag_seconds,
             http_requests,
@@ -173,6 +200,10 @@ impl Metrics {
 
     pub fn suspension(&self, item: &'static str, mode: &'static str, outcome: &'static str) {
         self.suspensions.get_or_create(&[("item", item), ("mode", mode), ("outcome", outcome)]).inc();
+    }
+
+    pub fn write_outage(&self, write: &'static str, outage: hotline_store::Outage) {
+        self.write_outages.get_or_create(&[("write", write), ("outage", outage.as_str())]).inc();
     }
 
     pub fn release(&self, outcome: &'static str) {

@@ -111,16 +111,43 @@ impl Dependency {
 /// How long a client should wait before retrying after an outage.
 const RETRY_AFTER_SECONDS: &str = "2";
 
-impl From<anyhow::Error> for Problem {
-    fn from(error: anyhow::Error) -> Self {
-        if hotline_store::is_outage(&error) {
-            tracing::warn!(error = format!("{error:#}"), "the database could not be reached");
-            return Problem::outage(Dependency::Database, "database_unavailable", "The database cannot be reached")
-                .detail("Nothing was changed. Retry shortly with the same Idempotency-Key.");
-        }
-        tracing::error!(error = format!("{error:#}"), "unexpected error");
+impl Problem {
+    /// 503 for an outage of the database: nothing was changed or, for a
+    /// commit whose outcome was not seen, the same Idempotency-Key will tell
+    /// (never "done" or "failed" while it is in doubt). Retry shortly.
+    fn database_outage(outage: hotline_store::Outage, in_doubt: bool, report: &str) -> Self {
+        tracing::warn!(error = report, outage = outage.as_str(), in_doubt, "the database could not be reached");
+        let detail = if in_doubt {
+            "Whether this was recorded is not known yet. Retry shortly with the same Idempotency-Key: the answer will say."
+        } else {
+            "Nothing was changed. Retry shortly with the same Idempotency-Key."
+        };
+        Problem::outage(Dependency::Database, "database_unavailable", "The database cannot be reached").detail(detail)
+    }
+
+    fn internal(report: &str) -> Self {
+        tracing::error!(error = report, "unexpected error");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side")
             .detail("The error was logged; retrying with the same Idempotency-Key is safe.")
+    }
+}
+
+impl From<hotline_store::Error> for Problem {
+    fn from(error: hotline_store::Error) -> Self {
+        let in_doubt = matches!(error, hotline_store::Error::InDoubt { .. });
+        match error.outage() {
+            Some(outage) => Problem::database_outage(outage, in_doubt, &error.report()),
+            None => Problem::internal(&error.report()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(error: anyhow::Error) -> Self {
+        match hotline_store::Error::outage_in(&error) {
+            Some(outage) => Problem::database_outage(outage, false, &format!("{error:#}")),
+            None => Problem::internal(&format!("{error:#}")),
+        }
     }
 }
 

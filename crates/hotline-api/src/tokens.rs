@@ -47,7 +47,7 @@ impl Default for TokenCache {
 
 /// The database could not be asked and the token was not remembered.
 #[derive(Debug)]
-pub struct LookupFailed(pub anyhow::Error);
+pub struct LookupFailed(pub hotline_store::Error);
 
 /// The one re-read of a remembered token in progress. Dropping it, also when
 /// the request is abandoned midway, lets the next request re-read the token.

@@ -95,7 +95,8 @@ impl CacheSync {
             }
             anyhow::Ok(entries)
         };
-        let (position, entries) = tokio::try_join!(self.store.status_snapshot(self.page, pages_tx), load)?;
+        let (position, entries) =
+            tokio::try_join!(async { Ok(self.store.status_snapshot(self.page, pages_tx).await?) }, load)?;
         self.cache.finish_rebuild(rebuild, position, read_at).await?;
         tracing::info!(position, entries, generation = rebuild.generation, "cache rebuilt");
         Ok((position, entries))

@@ -40,7 +40,7 @@ pub(crate) async fn append(
     tx: &mut Transaction<'static, Any>,
     entry: &AuditEntry<'_>,
     changes: &[NewStatusChange],
-) -> anyhow::Result<i64> {
+) -> crate::Result<i64> {
     append_on::<Any>(&mut **tx, entry, changes).await
 }
 
@@ -50,7 +50,7 @@ pub(crate) async fn append_on<DB>(
     conn: &mut DB::Connection,
     entry: &AuditEntry<'_>,
     changes: &[NewStatusChange],
-) -> anyhow::Result<i64>
+) -> crate::Result<i64>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -87,7 +87,7 @@ pub(crate) struct Reserved {
 }
 
 /// Takes the head (locked until commit) for one record covering `changes` status changes.
-pub(crate) async fn reserve<DB>(conn: &mut DB::Connection, changes: i64) -> anyhow::Result<Reserved>
+pub(crate) async fn reserve<DB>(conn: &mut DB::Connection, changes: i64) -> crate::Result<Reserved>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -112,7 +112,7 @@ where
 }
 
 /// Appends the record the head was taken for, chained to the one before.
-pub(crate) async fn seal<DB>(conn: &mut DB::Connection, head: &Reserved, entry: &AuditEntry<'_>) -> anyhow::Result<i64>
+pub(crate) async fn seal<DB>(conn: &mut DB::Connection, head: &Reserved, entry: &AuditEntry<'_>) -> crate::Result<i64>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -166,7 +166,7 @@ const PAGE: i64 = 5_000;
 
 impl Store {
     /// Walks the whole chain in order and recomputes every hash.
-    pub async fn verify_audit(&self) -> anyhow::Result<AuditReport> {
+    pub async fn verify_audit(&self) -> crate::Result<AuditReport> {
         let mut expected_seq = 1i64;
         let mut prev = GENESIS.to_owned();
         loop {

@@ -21,7 +21,7 @@ pub struct StatusChange {
     pub record: StatusRecord,
 }
 
-fn change(row: &AnyRow, position: Option<i64>) -> anyhow::Result<StatusChange> {
+fn change(row: &AnyRow, position: Option<i64>) -> crate::Result<StatusChange> {
     Ok(StatusChange {
         position: match position {
             Some(p) => p,
@@ -49,7 +49,7 @@ pub(crate) fn snapshot_page() -> String {
 
 impl Store {
     /// Changes with positions after `position`, in order, at most `limit`.
-    pub async fn status_changes_after(&self, position: i64, limit: i64) -> anyhow::Result<Vec<StatusChange>> {
+    pub async fn status_changes_after(&self, position: i64, limit: i64) -> crate::Result<Vec<StatusChange>> {
         let rows = sqlx::query(
             "SELECT position, issuer, serial, status, reason, since FROM status_changes
               WHERE position > $1 ORDER BY position LIMIT $2",
@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// The position of the last committed change (0 before the first).
-    pub async fn status_head(&self) -> anyhow::Result<i64> {
+    pub async fn status_head(&self) -> crate::Result<i64> {
         Ok(sqlx::query_scalar("SELECT change_position FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?)
     }
 
@@ -74,7 +74,7 @@ impl Store {
         &self,
         page: i64,
         pages: tokio::sync::mpsc::Sender<Vec<StatusChange>>,
-    ) -> anyhow::Result<i64> {
+    ) -> crate::Result<i64> {
         // One read-only transaction: PostgreSQL's repeatable read, SQLite's WAL
         // snapshot (taken at the first read), so the position and the pages agree.
         let begin = match self.backend() {

@@ -1,5 +1,7 @@
 //! Opening the pool: per-backend connection settings that make SQLite a safe
-//! embedded database (WAL, full fsync, foreign keys, a busy timeout).
+//! embedded database (WAL, full fsync, foreign keys, a busy timeout) and keep
+//! PostgreSQL's connections on the primary through a failover
+//! ([`crate::pool_hygiene`]).
 
 use std::time::Duration;
 
@@ -7,17 +9,27 @@ use anyhow::Context;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
-use crate::{Backend, Store};
+use crate::{Backend, Store, pool_hygiene};
+
+/// How long a caller waits for a connection: one from the pool, or a new one
+/// (connecting, and being refused by a standby and trying again, included).
+/// Past it the caller gets [`crate::Outage::NoConnection`].
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Store {
     /// Connects to `url` (`postgres://…` or `sqlite:…`); SQLite files are created if missing.
-    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+    pub async fn connect(url: &str) -> crate::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)
             .with_context(|| "the database URL must start with postgres:// or sqlite: (the URL itself is not shown: it may hold a password)")?;
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .before_acquire(pool_hygiene::keep)
+            .after_release(pool_hygiene::keep);
         let pool = match backend {
-            Backend::Postgres => options.max_connections(16).connect(url).await,
+            Backend::Postgres => {
+                options.max_connections(16).after_connect(pool_hygiene::on_postgres_connect).connect(url).await
+            }
             Backend::Sqlite => {
                 let url = if url.contains("mode=") {
                     url.to_owned()

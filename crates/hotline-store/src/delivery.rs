@@ -134,7 +134,7 @@ pub(crate) fn latest_dead() -> String {
     )
 }
 
-fn leased_row(row: &AnyRow) -> anyhow::Result<Result<OutboxEvent, UnreadableEvent>> {
+fn leased_row(row: &AnyRow) -> crate::Result<Result<OutboxEvent, UnreadableEvent>> {
     let seq: i64 = row.try_get("seq")?;
     let event_id = text(row, "event_id")?;
     let suspension_id = opt_text(row, "suspension_id")?;
@@ -171,7 +171,7 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: i64,
-    ) -> anyhow::Result<Leased> {
+    ) -> crate::Result<Leased> {
         let sql = claim(self.backend());
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&sql)
@@ -181,7 +181,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         let mut leased = Leased::default();
         for row in &rows {
             match leased_row(row)? {
@@ -200,7 +200,7 @@ impl Store {
     /// waited for: it is being settled (its lease no longer matters), or it is
     /// renewed on the next beat. Waiting would hold the renewal behind a
     /// settling transaction, and every settle after it behind the renewal.
-    pub async fn renew_leases(&self, owner: &str, seqs: &[i64], until: DateTime<Utc>) -> anyhow::Result<u64> {
+    pub async fn renew_leases(&self, owner: &str, seqs: &[i64], until: DateTime<Utc>) -> crate::Result<u64> {
         if seqs.is_empty() {
             return Ok(0);
         }
@@ -222,7 +222,7 @@ impl Store {
     /// Marks an event delivered; its suspension is confirmed once all its events are.
     /// Returns false if the event was already settled (another worker got there first).
     #[tracing::instrument(name = "transaction outbox_done", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
-    pub async fn outbox_done(&self, event: &OutboxEvent, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    pub async fn outbox_done(&self, event: &OutboxEvent, now: DateTime<Utc>) -> crate::Result<bool> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
         lock_suspension(&mut tx, event.suspension_id.as_deref()).await?;
@@ -252,7 +252,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(done)
     }
 
@@ -263,7 +263,7 @@ impl Store {
         event: &OutboxEvent,
         next_attempt: DateTime<Utc>,
         error: &str,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         sqlx::query(
             "UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_by = NULL, leased_until = NULL
               WHERE seq = $1 AND state = $4",
@@ -279,7 +279,7 @@ impl Store {
 
     /// Dead-letters an event: kept with its error, audited, and its suspension marked failed.
     #[tracing::instrument(name = "transaction outbox_dead", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
-    pub async fn outbox_dead(&self, event: &OutboxEvent, now: DateTime<Utc>, error: &str) -> anyhow::Result<bool> {
+    pub async fn outbox_dead(&self, event: &OutboxEvent, now: DateTime<Utc>, error: &str) -> crate::Result<bool> {
         let details = serde_json::json!({
             "issuer": event.issuer,
             "serial": event.serial,
@@ -292,7 +292,7 @@ impl Store {
     }
 
     /// Dead-letters a leased row that does not read as an event.
-    pub async fn outbox_dead_unreadable(&self, event: &UnreadableEvent, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    pub async fn outbox_dead_unreadable(&self, event: &UnreadableEvent, now: DateTime<Utc>) -> crate::Result<bool> {
         let error = format!("the outbox row does not read as an event: {}", event.error);
         let details = serde_json::json!({"attempts": event.attempts, "error": error});
         let dead = Dead { seq: event.seq, event_id: &event.event_id, suspension_id: event.suspension_id.as_deref() };
@@ -305,7 +305,7 @@ impl Store {
         now: DateTime<Utc>,
         error: &str,
         details: serde_json::Value,
-    ) -> anyhow::Result<bool> {
+    ) -> crate::Result<bool> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
         lock_suspension(&mut tx, dead.suspension_id).await?;
@@ -342,12 +342,12 @@ impl Store {
             details: details.to_string(),
         };
         audit::append(&mut tx, &entry, &[]).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(true)
     }
 
     /// Puts every dead letter back in the queue, due now; returns how many.
-    pub async fn retry_dead_letters(&self, actor: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    pub async fn retry_dead_letters(&self, actor: &str, now: DateTime<Utc>) -> crate::Result<u64> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
         let dead = in_state(OutboxState::Dead);
@@ -380,11 +380,11 @@ impl Store {
             details: serde_json::json!({"events": ids}).to_string(),
         };
         audit::append(&mut tx, &entry, &[]).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(ids.len() as u64)
     }
 
-    pub async fn outbox_summary(&self) -> anyhow::Result<OutboxSummary> {
+    pub async fn outbox_summary(&self) -> crate::Result<OutboxSummary> {
         let row = sqlx::query(&backlog()).fetch_one(self.pool()).await?;
         Ok(OutboxSummary {
             pending: row.try_get("pending")?,
@@ -394,7 +394,7 @@ impl Store {
     }
 
     /// The most recent dead letters, newest first.
-    pub async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
+    pub async fn dead_letters(&self, limit: i64) -> crate::Result<Vec<DeadLetter>> {
         let rows = sqlx::query(&latest_dead()).bind(limit).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
@@ -422,7 +422,7 @@ struct Dead<'a> {
 /// Locks the suspension's row before its events are settled, so two workers
 /// settling its last two events cannot each miss the other's and leave it
 /// pending for ever.
-async fn lock_suspension(tx: &mut Transaction<'static, Any>, suspension_id: Option<&str>) -> anyhow::Result<()> {
+async fn lock_suspension(tx: &mut Transaction<'static, Any>, suspension_id: Option<&str>) -> crate::Result<()> {
     if let Some(sid) = suspension_id {
         sqlx::query("UPDATE suspensions SET ca_sync = ca_sync WHERE id = $1").bind(sid).execute(&mut **tx).await?;
     }

@@ -9,6 +9,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use crate::Store;
+use crate::error::bail;
 use crate::rows::text;
 
 /// The key a request presents and the keyed digest of what it asked.
@@ -42,7 +43,7 @@ pub(crate) async fn claim(
     tx: &mut Transaction<'static, Any>,
     claim: &IdempotencyClaim,
     now: &str,
-) -> anyhow::Result<Previous> {
+) -> crate::Result<Previous> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency (token_id, idempotency_key, request_fingerprint, status_code, body, created_at)
          VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
@@ -59,13 +60,13 @@ pub(crate) async fn claim(
     }
     match previous(&mut **tx, claim).await? {
         // The insert conflicted, so the row exists; finding none would mean losing the key's ownership.
-        Previous::None => anyhow::bail!("idempotency key conflicted but no record was found"),
+        Previous::None => bail!("idempotency key conflicted but no record was found"),
         found => Ok(found),
     }
 }
 
 /// The record under a request's key, classified against the request.
-async fn previous<'c, E>(executor: E, claim: &IdempotencyClaim) -> anyhow::Result<Previous>
+async fn previous<'c, E>(executor: E, claim: &IdempotencyClaim) -> crate::Result<Previous>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
@@ -81,14 +82,17 @@ where
         return Ok(Previous::Reused);
     }
     let status_code: i64 = row.try_get("status_code")?;
-    Ok(Previous::Replay(SavedResponse { status_code: u16::try_from(status_code)?, body: text(&row, "body")? }))
+    Ok(Previous::Replay(SavedResponse {
+        status_code: u16::try_from(status_code).map_err(anyhow::Error::from)?,
+        body: text(&row, "body")?,
+    }))
 }
 
 pub(crate) async fn save(
     tx: &mut Transaction<'static, Any>,
     claim: &IdempotencyClaim,
     response: &SavedResponse,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     sqlx::query("UPDATE idempotency SET status_code = $1, body = $2 WHERE token_id = $3 AND idempotency_key = $4")
         .bind(i64::from(response.status_code))
         .bind(&response.body)
@@ -102,7 +106,7 @@ pub(crate) async fn save(
 impl Store {
     /// What a request's key already answered, read outside any transaction: the
     /// fast path for a retry, which then needs no rule decision and no lock.
-    pub async fn previous_answer(&self, claim: &IdempotencyClaim) -> anyhow::Result<Previous> {
+    pub async fn previous_answer(&self, claim: &IdempotencyClaim) -> crate::Result<Previous> {
         previous(self.pool(), claim).await
     }
 }

@@ -50,7 +50,7 @@ pub struct IdentifiedSmartphone {
 
 impl Store {
     /// Looks the holder up and records the look-up; `None` if no holder has this number and date of birth.
-    pub async fn identify_holder(&self, lookup: &Identification) -> anyhow::Result<Option<IdentifiedHolder>> {
+    pub async fn identify_holder(&self, lookup: &Identification) -> crate::Result<Option<IdentifiedHolder>> {
         let mut tx = self.begin_write().await?;
         let holder_id = find_holder(&mut tx, &lookup.holder, lookup.date_of_birth).await?;
         let found = match holder_id {
@@ -69,12 +69,12 @@ impl Store {
             details: serde_json::json!({"call_id": lookup.call_id.as_str(), "found": found.is_some()}).to_string(),
         };
         audit::append(&mut tx, &entry, &[]).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(found)
     }
 }
 
-async fn card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyhow::Result<Option<IdentifiedCard>> {
+async fn card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> crate::Result<Option<IdentifiedCard>> {
     let row = sqlx::query(
         "SELECT id, status, status_since FROM cards WHERE holder_id = $1 AND status <> $2 ORDER BY id DESC LIMIT 1",
     )
@@ -95,7 +95,7 @@ async fn card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyhow::Res
     Ok(Some(IdentifiedCard { status: word(&row, "status")?, since: instant(&row, "status_since")?, held_by }))
 }
 
-async fn smartphones(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyhow::Result<Vec<IdentifiedSmartphone>> {
+async fn smartphones(tx: &mut Transaction<'static, Any>, holder_id: i64) -> crate::Result<Vec<IdentifiedSmartphone>> {
     let rows = sqlx::query(
         "SELECT c.device_id, c.status, s.reference FROM certificates c LEFT JOIN suspensions s ON s.id = c.suspension_id
           WHERE c.holder_id = $1 AND c.medium = $2 AND c.status <> $3 ORDER BY c.device_id, c.id",

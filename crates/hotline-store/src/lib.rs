@@ -11,12 +11,14 @@ mod audit;
 mod changes;
 mod connect;
 mod delivery;
+mod error;
 mod idempotency;
 mod identify;
 mod import;
 mod migrate;
 mod outbox;
 mod plans;
+mod pool_hygiene;
 mod reconcile;
 mod registry;
 mod registry_copy;
@@ -33,7 +35,9 @@ use sqlx::AnyPool;
 
 pub use audit::{AuditBreak, AuditEntry, AuditReport};
 pub use changes::StatusChange;
+pub use connect::ACQUIRE_TIMEOUT;
 pub use delivery::{DeadLetter, Leased, OutboxEvent, OutboxSummary, UnreadableEvent};
+pub use error::{Error, Outage, Result};
 pub use idempotency::{IdempotencyClaim, Previous, SavedResponse};
 pub use identify::{Identification, IdentifiedCard, IdentifiedHolder, IdentifiedSmartphone};
 pub use import::{
@@ -41,6 +45,7 @@ pub use import::{
     Stance,
 };
 pub use plans::ScaledQuery;
+pub use pool_hygiene::LOCK_TIMEOUT;
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
@@ -48,30 +53,6 @@ pub use rows::{format_instant, parse_instant};
 pub use suspend::{NewSuspension, SuspendOutcome};
 pub use tokens::{TokenRecord, hash_secret, secret_digest};
 pub use views::{CertificateView, SuspensionView};
-
-/// Whether an error means the database could not be reached or could not
-/// answer now (an outage: the client should retry), rather than a bug: a
-/// connection refused, dropped or timed out, a pool with none free in time,
-/// a server shutting down or out of connections, a SQLite file busy past its
-/// timeout.
-pub fn is_outage(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-        Some(
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_),
-        ) => true,
-        Some(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
-            // PostgreSQL: connection exceptions (08…), operator intervention (57P…), too many connections;
-            // SQLite: busy and locked.
-            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "5" || code == "6"
-        }),
-        _ => false,
-    })
-}
 
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +115,21 @@ impl Store {
         &self.pool
     }
 
+    /// Runs `work` for at most `limit`: past it the database is taken to hang
+    /// ([`Outage::Hung`]), the work is dropped and no connection opened before
+    /// is reused. A write dropped this way may have been committing: its
+    /// outcome is known only to a retry with the same idempotency key.
+    pub async fn within<T>(
+        &self,
+        limit: std::time::Duration,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(limit, work).await {
+            Ok(done) => done,
+            Err(elapsed) => Err(Error::unavailable(Outage::Hung, elapsed)),
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -154,7 +150,7 @@ impl Store {
 
     /// Row counts of every table, for tests that prove a refused request stored nothing
     /// and for operators who want a quick look.
-    pub async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
+    pub async fn table_counts(&self) -> crate::Result<Vec<(&'static str, i64)>> {
         let mut counts = Vec::with_capacity(TABLES.len());
         for table in TABLES {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?;

@@ -2,7 +2,9 @@
 //! files beside it. Each applied migration is recorded with a checksum; a
 //! migration edited after it was applied is refused rather than ignored.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use crate::error::bail;
 use sha2::{Digest, Sha256};
 
 use crate::{Backend, Store};
@@ -73,7 +75,7 @@ const MIGRATIONS: &[Migration] = &[
 
 impl Store {
     /// Applies every migration not yet applied, each in its own transaction.
-    pub async fn migrate(&self) -> anyhow::Result<usize> {
+    pub async fn migrate(&self) -> crate::Result<usize> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
@@ -113,7 +115,7 @@ impl Store {
                 .bind(crate::format_instant(chrono::Utc::now()))
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            tx.commit().await.map_err(crate::Error::from_commit)?;
             applied += 1;
         }
         Ok(applied)

@@ -33,7 +33,7 @@ pub(crate) async fn enqueue(
     change: CaChange,
     suspension_id: Option<&str>,
     now: &str,
-) -> anyhow::Result<String> {
+) -> crate::Result<String> {
     let event_id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO outbox (event_id, certificate_id, issuer, serial, action, reason, suspension_id, created_at, next_attempt_at, traceparent)

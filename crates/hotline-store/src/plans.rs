@@ -49,7 +49,7 @@ impl ScaledQuery {
 impl Store {
     /// How the database plans `query` (PostgreSQL's `EXPLAIN`, SQLite's
     /// `EXPLAIN QUERY PLAN`), one line per row. Nothing is executed.
-    pub async fn plan_of(&self, query: ScaledQuery) -> anyhow::Result<Vec<String>> {
+    pub async fn plan_of(&self, query: ScaledQuery) -> crate::Result<Vec<String>> {
         let (sql, args) = query.sql_and_args(self.backend());
         let mut conn = self.pool().acquire().await?;
         let (explain, column) = match self.backend() {

@@ -52,7 +52,7 @@ impl Store {
         issuer: &str,
         after: &str,
         limit: i64,
-    ) -> anyhow::Result<Vec<ListedCertificate>> {
+    ) -> crate::Result<Vec<ListedCertificate>> {
         let rows = sqlx::query(&snapshot_page()).bind(issuer).bind(after).bind(limit).fetch_all(self.pool()).await?;
         let mut listed = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -67,7 +67,7 @@ impl Store {
 
     /// Serials of `issuer` with an event not yet delivered, or delivered at or
     /// after `since`: a CRL issued at `since` cannot be expected to show them.
-    pub async fn serials_in_flight(&self, issuer: &str, since: DateTime<Utc>) -> anyhow::Result<HashSet<String>> {
+    pub async fn serials_in_flight(&self, issuer: &str, since: DateTime<Utc>) -> crate::Result<HashSet<String>> {
         let serials: Vec<String> =
             sqlx::query_scalar(&in_flight()).bind(issuer).bind(format_instant(since)).fetch_all(self.pool()).await?;
         Ok(serials.into_iter().collect())
@@ -82,7 +82,7 @@ impl Store {
         serial: &str,
         why: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<String>> {
+    ) -> crate::Result<Option<String>> {
         let now = format_instant(now);
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
@@ -134,7 +134,7 @@ impl Store {
             details: details.to_string(),
         };
         audit::append(&mut tx, &entry, &[]).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(Some(event_id))
     }
 }

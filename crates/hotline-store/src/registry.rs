@@ -61,7 +61,8 @@ fn placeholders(rows: usize, cols: usize) -> String {
 }
 
 /// Whether `e` is a unique constraint refusing a row (the key is taken).
-pub(crate) fn is_unique_violation(e: &anyhow::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &crate::Error) -> bool {
+    let crate::Error::Unexpected(e) = e else { return false };
     e.chain().any(|cause| {
         cause.downcast_ref::<sqlx::Error>().is_some_and(|e| match e {
             sqlx::Error::Database(db) => db.is_unique_violation(),
@@ -73,7 +74,7 @@ pub(crate) fn is_unique_violation(e: &anyhow::Error) -> bool {
 impl Store {
     /// Registers holders; a holder already registered (same fingerprint) is
     /// skipped with everything of theirs. Returns how many were added.
-    pub async fn insert_holders(&self, holders: &[NewHolder], now: DateTime<Utc>) -> anyhow::Result<usize> {
+    pub async fn insert_holders(&self, holders: &[NewHolder], now: DateTime<Utc>) -> crate::Result<usize> {
         let mut added = 0;
         for chunk in holders.chunks(BULK) {
             added += match self.register(chunk, now, None).await? {
@@ -82,7 +83,7 @@ impl Store {
                 Bulk::Taken => {
                     let mut tx = self.begin_write().await?;
                     let n = insert_batched(&mut tx, chunk, now).await?;
-                    tx.commit().await?;
+                    tx.commit().await.map_err(crate::Error::from_commit)?;
                     n
                 }
             };
@@ -98,7 +99,7 @@ impl Store {
         holders: &[NewHolder],
         now: DateTime<Utc>,
         audit: Option<&AuditEntry<'_>>,
-    ) -> anyhow::Result<Bulk> {
+    ) -> crate::Result<Bulk> {
         if holders.is_empty() {
             return Ok(Bulk::Added(0));
         }
@@ -118,7 +119,7 @@ impl Store {
         holders: &[NewHolder],
         now: DateTime<Utc>,
         audit: Option<&AuditEntry<'_>>,
-    ) -> anyhow::Result<Bulk> {
+    ) -> crate::Result<Bulk> {
         let mut tx = self.begin_write().await?;
         if insert_batched(&mut tx, holders, now).await? < holders.len() {
             return crate::suspend::abandon(tx, Bulk::Taken).await;
@@ -126,7 +127,7 @@ impl Store {
         if let Some(entry) = audit {
             crate::audit::append(&mut tx, entry, &[]).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(Bulk::Added(holders.len()))
     }
 }
@@ -136,7 +137,7 @@ async fn insert_batched(
     tx: &mut Transaction<'static, Any>,
     holders: &[NewHolder],
     now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
+) -> crate::Result<usize> {
     let now = format_instant(now);
     let mut added = 0;
     for chunk in holders.chunks(BATCH) {

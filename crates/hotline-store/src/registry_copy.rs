@@ -40,7 +40,7 @@ pub(crate) enum Reserve {
     InOneStep,
 }
 
-async fn reserve_ids(tx: &mut PgConnection, table: &str, n: usize, how: Reserve) -> anyhow::Result<Vec<i64>> {
+async fn reserve_ids(tx: &mut PgConnection, table: &str, n: usize, how: Reserve) -> crate::Result<Vec<i64>> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -58,7 +58,7 @@ async fn reserve_ids(tx: &mut PgConnection, table: &str, n: usize, how: Reserve)
     }
 }
 
-pub(crate) async fn copy(tx: &mut PgConnection, statement: &str, rows: String) -> anyhow::Result<()> {
+pub(crate) async fn copy(tx: &mut PgConnection, statement: &str, rows: String) -> crate::Result<()> {
     let mut copy = tx.copy_in_raw(statement).await?;
     copy.send(rows.into_bytes()).await?;
     copy.finish().await?;
@@ -71,14 +71,14 @@ pub(crate) async fn register(
     holders: &[NewHolder],
     now: DateTime<Utc>,
     audit: Option<&AuditEntry<'_>>,
-) -> anyhow::Result<Bulk> {
+) -> crate::Result<Bulk> {
     let mut conn = PgConnection::connect(&store.url).await?;
     let mut tx = conn.begin().await?;
     copy_holders(&mut tx, holders, &format_instant(now), Reserve::EachId).await?;
     if let Some(entry) = audit {
         crate::audit::append_on::<Postgres>(&mut tx, entry, &[]).await?;
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(crate::Error::from_commit)?;
     Ok(Bulk::Added(holders.len()))
 }
 
@@ -89,7 +89,7 @@ pub(crate) async fn copy_holders(
     holders: &[NewHolder],
     now: &str,
     reserve: Reserve,
-) -> anyhow::Result<Vec<i64>> {
+) -> crate::Result<Vec<i64>> {
     let holder_ids = reserve_ids(conn, "holders", holders.len(), reserve).await?;
     let cards = holders.iter().filter(|h| !h.card.is_empty()).count();
     let card_ids = reserve_ids(conn, "cards", cards, reserve).await?;

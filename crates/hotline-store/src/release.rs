@@ -45,7 +45,7 @@ pub enum ReleaseOutcome {
 impl Store {
     /// Runs the release transaction; `render` gives the answer saved for replay.
     #[tracing::instrument(name = "transaction release", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
-    pub async fn release<F>(&self, release: &Release, render: F) -> anyhow::Result<ReleaseOutcome>
+    pub async fn release<F>(&self, release: &Release, render: F) -> crate::Result<ReleaseOutcome>
     where
         F: FnOnce(&SuspensionView) -> anyhow::Result<SavedResponse>,
     {
@@ -164,7 +164,7 @@ impl Store {
         idempotency::save(&mut tx, &release.idempotency, &render(&view)?).await?;
         // The append locks the chain's head until commit, so it is the last write.
         audit::append(&mut tx, &entry, &stream).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(ReleaseOutcome::Released(view))
     }
 }

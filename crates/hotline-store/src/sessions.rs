@@ -21,7 +21,7 @@ fn fresh_secret() -> String {
 
 impl Store {
     /// Opens a session for a token already authenticated; returns the secret, which is not kept.
-    pub async fn open_session(&self, token: &TokenRecord, now: DateTime<Utc>) -> anyhow::Result<String> {
+    pub async fn open_session(&self, token: &TokenRecord, now: DateTime<Utc>) -> crate::Result<String> {
         let secret = fresh_secret();
         let at = format_instant(now);
         sqlx::query(
@@ -45,7 +45,7 @@ impl Store {
         secret: &str,
         now: DateTime<Utc>,
         idle: Duration,
-    ) -> anyhow::Result<Option<TokenRecord>> {
+    ) -> crate::Result<Option<TokenRecord>> {
         let touched = sqlx::query(
             "UPDATE console_sessions SET last_seen_at = $1
               WHERE session_hash = $2 AND ended_at IS NULL AND last_seen_at >= $3
@@ -66,7 +66,7 @@ impl Store {
     }
 
     /// Signs a session out, on every instance at once; whether it was live.
-    pub async fn end_session(&self, secret: &str, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    pub async fn end_session(&self, secret: &str, now: DateTime<Utc>) -> crate::Result<bool> {
         let ended =
             sqlx::query("UPDATE console_sessions SET ended_at = $1 WHERE session_hash = $2 AND ended_at IS NULL")
                 .bind(format_instant(now))

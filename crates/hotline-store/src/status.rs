@@ -12,14 +12,14 @@ const BATCH_QUERY: usize = 500;
 
 impl Store {
     /// The issuers the registry knows.
-    pub async fn issuers(&self) -> anyhow::Result<Vec<IssuerId>> {
+    pub async fn issuers(&self) -> crate::Result<Vec<IssuerId>> {
         let names: Vec<String> =
             sqlx::query_scalar("SELECT id FROM issuers ORDER BY id").fetch_all(self.pool()).await?;
-        names.iter().map(|n| IssuerId::parse(n).map_err(|e| anyhow::anyhow!("issuer {n:?}: {e}"))).collect()
+        names.iter().map(|n| IssuerId::parse(n).map_err(|e| crate::error::unexpected!("issuer {n:?}: {e}"))).collect()
     }
 
     /// The issuers the registry knows, each with the kind of certificate it issues.
-    pub async fn issuer_kinds(&self) -> anyhow::Result<Vec<(IssuerId, CertificateKind)>> {
+    pub async fn issuer_kinds(&self) -> crate::Result<Vec<(IssuerId, CertificateKind)>> {
         let rows = sqlx::query("SELECT id, kind FROM issuers ORDER BY id").fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
@@ -32,7 +32,7 @@ impl Store {
 
     /// The status of each (issuer, serial) listed in the registry; `None` for a
     /// serial it does not list. Issuers are not checked here.
-    pub async fn certificate_statuses(&self, keys: &[(IssuerId, Serial)]) -> anyhow::Result<Vec<Option<StatusRecord>>> {
+    pub async fn certificate_statuses(&self, keys: &[(IssuerId, Serial)]) -> crate::Result<Vec<Option<StatusRecord>>> {
         let mut found = std::collections::HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_QUERY) {
             let sql = format!(

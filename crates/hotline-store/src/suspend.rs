@@ -12,6 +12,7 @@ use rand::RngCore;
 use sqlx::{Any, Transaction};
 
 use crate::audit::NewStatusChange;
+use crate::error::bail;
 use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
 use crate::outbox::{self, CaChange, ChangedCertificate};
 use crate::rows::{opt_text, text};
@@ -60,7 +61,7 @@ impl Store {
     /// Runs the suspension transaction. `render` turns a `Created` or
     /// `AlreadySuspended` outcome into the answer saved for replay.
     #[tracing::instrument(name = "transaction suspend", skip_all, fields(otel.kind = "client", db.system.name = self.backend().system_name()))]
-    pub async fn suspend<F>(&self, new: &NewSuspension, render: F) -> anyhow::Result<SuspendOutcome>
+    pub async fn suspend<F>(&self, new: &NewSuspension, render: F) -> crate::Result<SuspendOutcome>
     where
         F: FnOnce(&SuspendOutcome) -> anyhow::Result<SavedResponse>,
     {
@@ -162,7 +163,7 @@ impl Store {
                 .collect();
             audit::append(&mut tx, &entry, &changes).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(outcome)
     }
 
@@ -175,7 +176,7 @@ impl Store {
         holder_id: i64,
         held: &[ChangedCertificate],
         now: &str,
-    ) -> anyhow::Result<String> {
+    ) -> crate::Result<String> {
         let reference = fresh_reference(tx).await?;
         sqlx::query(
             "INSERT INTO suspensions (id, reference, holder_id, item, cause, language, call_id, device_id,
@@ -224,7 +225,7 @@ impl Store {
 /// Ends a transaction that changes nothing. An explicit rollback releases its
 /// locks now; a dropped transaction would keep them until sqlx flushes its
 /// queued rollback, and meanwhile SQLite refuses other writers outright.
-pub(crate) async fn abandon<T>(tx: Transaction<'static, Any>, outcome: T) -> anyhow::Result<T> {
+pub(crate) async fn abandon<T>(tx: Transaction<'static, Any>, outcome: T) -> crate::Result<T> {
     tx.rollback().await?;
     Ok(outcome)
 }
@@ -233,7 +234,7 @@ pub(crate) async fn find_holder(
     tx: &mut Transaction<'static, Any>,
     holder: &HolderFingerprint,
     date_of_birth: NaiveDate,
-) -> anyhow::Result<Option<i64>> {
+) -> crate::Result<Option<i64>> {
     // Number and date of birth are matched together, so a caller never learns which one was wrong.
     let id = sqlx::query_scalar("SELECT id FROM holders WHERE number_hmac = $1 AND date_of_birth = $2")
         .bind(holder.as_str())
@@ -243,7 +244,7 @@ pub(crate) async fn find_holder(
     Ok(id)
 }
 
-async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyhow::Result<Option<i64>> {
+async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> crate::Result<Option<i64>> {
     let id = sqlx::query_scalar("SELECT id FROM cards WHERE holder_id = $1 AND status <> $2 ORDER BY id DESC LIMIT 1")
         .bind(holder_id)
         .bind(CardStatus::Revoked.as_str())
@@ -253,7 +254,7 @@ async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> anyh
 }
 
 /// The ids of a card's certificates.
-async fn card_certificates(tx: &mut Transaction<'static, Any>, card_id: i64) -> anyhow::Result<Vec<i64>> {
+async fn card_certificates(tx: &mut Transaction<'static, Any>, card_id: i64) -> crate::Result<Vec<i64>> {
     let sql = "SELECT id FROM certificates WHERE card_id = $1 ORDER BY id";
     Ok(sqlx::query_scalar(sql).bind(card_id).fetch_all(&mut **tx).await?)
 }
@@ -263,7 +264,7 @@ async fn smartphone_certificates(
     tx: &mut Transaction<'static, Any>,
     holder_id: i64,
     device_id: &str,
-) -> anyhow::Result<Vec<i64>> {
+) -> crate::Result<Vec<i64>> {
     let sql = "SELECT id FROM certificates WHERE holder_id = $1 AND medium = $2 AND device_id = $3 ORDER BY id";
     let query = sqlx::query_scalar(sql).bind(holder_id).bind(Medium::Smartphone.as_str()).bind(device_id);
     Ok(query.fetch_all(&mut **tx).await?)
@@ -271,7 +272,7 @@ async fn smartphone_certificates(
 
 /// The suspension holding any of these certificates now (read after the
 /// conditional updates, so it sees a concurrent suspension that committed first).
-async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[i64]) -> anyhow::Result<Option<String>> {
+async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[i64]) -> crate::Result<Option<String>> {
     for &target in targets {
         let row = sqlx::query("SELECT suspension_id FROM certificates WHERE id = $1 AND status = $2")
             .bind(target)
@@ -287,7 +288,7 @@ async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[i64])
 
 /// A reference no other suspension has. Collisions of 40 random bits are rare
 /// but not negligible over a national registry's lifetime, so they are retried.
-async fn fresh_reference(tx: &mut Transaction<'static, Any>) -> anyhow::Result<String> {
+async fn fresh_reference(tx: &mut Transaction<'static, Any>) -> crate::Result<String> {
     for _ in 0..8 {
         let mut bytes = [0u8; 5];
         rand::rng().fill_bytes(&mut bytes);
@@ -300,5 +301,5 @@ async fn fresh_reference(tx: &mut Transaction<'static, Any>) -> anyhow::Result<S
             return Ok(candidate);
         }
     }
-    anyhow::bail!("could not find a free reference in 8 draws")
+    bail!("could not find a free reference in 8 draws")
 }

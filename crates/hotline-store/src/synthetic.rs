@@ -108,7 +108,7 @@ impl SampleHolder {
 
 impl crate::Store {
     /// Registers generated holders under `key`'s fingerprints; returns how many were new.
-    pub async fn insert_samples(&self, key: &PiiKey, samples: &[SampleHolder]) -> anyhow::Result<usize> {
+    pub async fn insert_samples(&self, key: &PiiKey, samples: &[SampleHolder]) -> crate::Result<usize> {
         let holders: Vec<NewHolder> = samples.iter().map(|h| h.to_new_holder(key)).collect();
         self.insert_holders(&holders, chrono::Utc::now()).await
     }

@@ -17,7 +17,7 @@ pub struct TokenRecord {
 }
 
 /// A token from a row with its `id`, `name` and `role`.
-pub(crate) fn token_record(row: &sqlx::any::AnyRow) -> anyhow::Result<TokenRecord> {
+pub(crate) fn token_record(row: &sqlx::any::AnyRow) -> crate::Result<TokenRecord> {
     Ok(TokenRecord { id: text(row, "id")?, name: text(row, "name")?, role: word(row, "role")? })
 }
 
@@ -33,7 +33,7 @@ pub fn hash_secret(secret: &str) -> String {
 
 impl Store {
     /// Creates a token; returns its record and the secret, which is not kept.
-    pub async fn create_token(&self, role: Role, name: &str) -> anyhow::Result<(TokenRecord, String)> {
+    pub async fn create_token(&self, role: Role, name: &str) -> crate::Result<(TokenRecord, String)> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("hl_{}", hex::encode(bytes));
@@ -50,7 +50,7 @@ impl Store {
     }
 
     /// The live token whose secret this is.
-    pub async fn find_token(&self, secret: &str) -> anyhow::Result<Option<TokenRecord>> {
+    pub async fn find_token(&self, secret: &str) -> crate::Result<Option<TokenRecord>> {
         let row = sqlx::query("SELECT id, name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
             .bind(hash_secret(secret))
             .fetch_optional(self.pool())
@@ -59,7 +59,7 @@ impl Store {
     }
 
     /// Whether any token exists (the embedded default seeds on first start only).
-    pub async fn has_tokens(&self) -> anyhow::Result<bool> {
+    pub async fn has_tokens(&self) -> crate::Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(self.pool()).await?;
         Ok(n > 0)
     }

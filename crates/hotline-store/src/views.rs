@@ -57,7 +57,7 @@ const VIEW_QUERY: &str = "
      ORDER BY c.medium, c.kind, c.issuer, c.serial";
 
 /// Loads a suspension and its certificates, or `None` if there is no such id.
-pub(crate) async fn load<'c, E>(executor: E, id: &str) -> anyhow::Result<Option<SuspensionView>>
+pub(crate) async fn load<'c, E>(executor: E, id: &str) -> crate::Result<Option<SuspensionView>>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -104,12 +104,12 @@ where
 
 impl crate::Store {
     /// A suspension by id.
-    pub async fn suspension(&self, id: &str) -> anyhow::Result<Option<SuspensionView>> {
+    pub async fn suspension(&self, id: &str) -> crate::Result<Option<SuspensionView>> {
         load(self.pool(), id).await
     }
 
     /// A suspension by the reference read to the caller (`K7M3-9QX2`).
-    pub async fn suspension_by_reference(&self, reference: &str) -> anyhow::Result<Option<SuspensionView>> {
+    pub async fn suspension_by_reference(&self, reference: &str) -> crate::Result<Option<SuspensionView>> {
         let id: Option<String> = sqlx::query_scalar("SELECT id FROM suspensions WHERE reference = $1")
             .bind(reference)
             .fetch_optional(self.pool())

@@ -72,6 +72,10 @@ pub struct TestOptions {
     pub body_timeout: Duration,
     /// How long `/readyz` waits for the database (`ready_timeout_ms`).
     pub ready_timeout: Duration,
+    /// While the database cannot answer, the caches answer up to this stale (`cache_max_staleness_ms`).
+    pub max_staleness: Duration,
+    /// How long a suspension or release keeps trying through an outage (`write_deadline_ms`).
+    pub write_deadline: Duration,
 }
 
 impl Default for TestOptions {
@@ -85,6 +89,8 @@ impl Default for TestOptions {
             ca_url: None,
             body_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_millis(500),
+            max_staleness: Duration::from_secs(60),
+            write_deadline: Duration::from_secs(8),
         }
     }
 }
@@ -114,6 +120,8 @@ impl TestOptions {
             http_body_timeout_ms: millis(self.body_timeout),
             ready_timeout_ms: millis(self.ready_timeout),
             cache_freshness_ms: millis(self.freshness_bound),
+            cache_max_staleness_ms: millis(self.max_staleness),
+            write_deadline_ms: millis(self.write_deadline),
             // Without a background sync the near-cache still polls, at the default interval.
             cache_sync_interval_ms: millis(self.sync_interval.unwrap_or(Duration::from_millis(250))),
             ..Config::default()

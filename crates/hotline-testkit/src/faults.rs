@@ -279,11 +279,14 @@ impl PostgresServer {
         let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
             .ok()
             .and_then(|text| text.lines().next().map(str::to_owned));
-        if let Some(pid) = pid {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-        }
+        let killed = pid.is_some_and(|pid| Command::new("kill").args(["-9", &pid]).status().is_ok_and(|s| s.success()));
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            // The process started (runuser, as root) reaps the postmaster and then ends. Killed
+            // first, it would leave the postmaster an orphan, a zombie no one may reap, whose PID
+            // in `postmaster.pid` keeps the next start from taking the data directory.
+            if !killed {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
         for _ in 0..100 {

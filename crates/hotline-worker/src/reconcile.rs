@@ -43,8 +43,8 @@ pub enum ReconcileError {
     Unavailable(#[from] SendError),
     #[error("CRL rejected: {0}")]
     Rejected(#[from] CrlError),
-    #[error("could not read the registry: {0:#}")]
-    Store(#[from] anyhow::Error),
+    #[error("could not read the registry: {0}")]
+    Store(#[from] hotline_store::Error),
 }
 
 impl Worker {

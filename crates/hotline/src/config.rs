@@ -51,6 +51,13 @@ pub struct Config {
     pub http_body_timeout_ms: Bounded<100, 600_000>,
     /// How long `/readyz` waits for the database before answering `503` (ms).
     pub ready_timeout_ms: Bounded<10, 60_000>,
+    /// How long a suspension or release keeps trying through a database outage
+    /// (every attempt with its Idempotency-Key) before it is answered `503` (ms);
+    /// below the 10-second request deadline.
+    pub write_deadline_ms: Bounded<100, 9_000>,
+    /// The database must have a synchronous standby (a replicated deployment):
+    /// `hotline_db_synchronous_standby_required` is 1, so the alert fires when none streams.
+    pub database_synchronous_standby: bool,
     /// Hex, at least 32 bytes. Required with PostgreSQL; generated in the data directory otherwise.
     pub pii_key: Option<String>,
     pub data_dir: PathBuf,
@@ -62,6 +69,11 @@ pub struct Config {
     pub redis_prefix: String,
     /// The cache answers validators only if it was confirmed complete this recently (ms).
     pub cache_freshness_ms: Bounded<100, 60_000>,
+    /// While the database cannot be reached, the caches go on answering with
+    /// their last confirmed state (its true, older `as_of`) if it is at most
+    /// this old (ms); past it, 503 / `tryLater`. At least the freshness bound,
+    /// at most the OCSP validity (an answer must not be expired when signed).
+    pub cache_max_staleness_ms: Bounded<100, 86_400_000>,
     /// How often each instance brings the cache up to the store (ms).
     pub cache_sync_interval_ms: Bounded<10, 600_000>,
     /// With Redis: keep an in-process near-cache in each instance as well.
@@ -126,12 +138,15 @@ impl Default for Config {
             http_header_timeout_ms: Bounded::of(10_000),
             http_body_timeout_ms: Bounded::of(5_000),
             ready_timeout_ms: Bounded::of(500),
+            write_deadline_ms: Bounded::of(8_000),
+            database_synchronous_standby: false,
             pii_key: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             rules_file: None,
             redis_url: None,
             redis_prefix: "hl".into(),
             cache_freshness_ms: Bounded::of(2_000),
+            cache_max_staleness_ms: Bounded::of(60_000),
             cache_sync_interval_ms: Bounded::of(250),
             near_cache: true,
             ca_url: None,
@@ -243,6 +258,14 @@ impl Config {
                 bail!("setting {setting} ({}) = {url:?} must start with http:// or https://", variable(setting));
             }
         }
+        let staleness = self.cache_max_staleness_ms.get();
+        if staleness < self.cache_freshness_ms.get() || staleness > self.ocsp_validity_s.get() * 1000 {
+            bail!(
+                "setting cache_max_staleness_ms (HOTLINE_CACHE_MAX_STALENESS_MS) = {staleness} must be at least cache_freshness_ms = {} and at most the OCSP validity, ocsp_validity_s = {} s: an answer older than that would be expired when it is given",
+                self.cache_freshness_ms,
+                self.ocsp_validity_s
+            );
+        }
         if self.worker_backoff_cap_ms.get() < self.worker_backoff_base_ms.get() {
             bail!(
                 "setting worker_backoff_cap_ms (HOTLINE_WORKER_BACKOFF_CAP_MS) = {} is below worker_backoff_base_ms = {}: the cap must be at least the first wait",
@@ -286,7 +309,7 @@ impl Config {
     }
 
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        Store::connect(&self.database_url()?).await
+        Ok(Store::connect(&self.database_url()?).await?)
     }
 
     /// The PII key: configured, or (for SQLite only) generated once and kept in the data directory.
@@ -321,7 +344,11 @@ impl Config {
     }
 
     pub fn status_settings(&self) -> StatusSettings {
-        StatusSettings { freshness_bound: self.cache_freshness_ms.millis(), ..StatusSettings::default() }
+        StatusSettings {
+            freshness_bound: self.cache_freshness_ms.millis(),
+            max_staleness: self.cache_max_staleness_ms.millis(),
+            ..StatusSettings::default()
+        }
     }
 
     pub fn timeouts(&self) -> Timeouts {
@@ -329,6 +356,7 @@ impl Config {
             header_read: self.http_header_timeout_ms.millis(),
             body_read: self.http_body_timeout_ms.millis(),
             ready_probe: self.ready_timeout_ms.millis(),
+            write_deadline: self.write_deadline_ms.millis(),
         }
     }
 

@@ -39,7 +39,8 @@ struct HotSeries {
 }
 
 const CERT_STATUSES: [&str; 4] = ["good", "revoked", "unknown", "several"];
-const SOURCES: [&str; 3] = ["near_cache", "cache", "store"];
+/// Every [`crate::status_service::Source`]'s label, in its order (a test holds the two together).
+const SOURCES: [&str; 5] = ["near_cache", "cache", "store", "near_cache_stale", "cache_stale"];
 const LOOKUPS: [&str; 3] = ["hit", "miss", "stale"];
 
 impl HotSeries {
@@ -125,5 +126,15 @@ impl OcspMetrics {
             Some(i) => self.hot.lookups[i].inc(),
             None => self.cache_lookups.get_or_create(&[("result", result)]).inc(),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::status_service::Source;
+
+    #[test]
+    fn the_hot_series_name_every_source() {
+        assert_eq!(super::SOURCES.to_vec(), Source::ALL.map(Source::as_str).to_vec());
     }
 }

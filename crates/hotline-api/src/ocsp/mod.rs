@@ -244,10 +244,12 @@ impl OcspService {
             };
             m.lookup(result);
             if let Some(kept) = kept {
-                if lookup == Lookup::Stale {
+                // A kept answer is signed again only from a later confirmation: while the
+                // store cannot answer, the caches' instant stands still or is older.
+                if lookup == Lookup::Stale && listed.as_of > kept.this_update {
                     self.refresh(key.clone(), query.asked[0].clone(), responder.clone(), listed.as_of, metrics);
                 }
-                m.response("successful", cert_status, listed.source);
+                m.response("successful", cert_status, listed.source.as_str());
                 return Reply::signed(kept, true);
             }
         }
@@ -260,11 +262,11 @@ impl OcspService {
                 } else {
                     "internal_error"
                 };
-                m.response(status, cert_status, listed.source);
+                m.response(status, cert_status, listed.source.as_str());
                 return reply;
             }
         };
-        m.response("successful", cert_status, listed.source);
+        m.response("successful", cert_status, listed.source.as_str());
         if let Some(key) = key {
             self.cache.put(key, signed.clone());
         }

@@ -62,10 +62,24 @@ async fn observe_dependencies(state: &AppState) {
     }
 }
 
-/// The process can serve: its database answers.
+/// The instance can serve: its database answers, or, while it does not (a
+/// failover, which every instance meets alike), its caches can still answer
+/// validators within the maximum staleness. Taking every instance out of a
+/// load balancer then would turn away the validators they can answer.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503, description = "not_ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<JsonAnswer<Value>, Problem> {
-    readiness(&state.store, state.timeouts.ready_probe).await
+    let refused = match readiness(&state.store, state.timeouts.ready_probe).await {
+        Ok(ready) => return Ok(ready),
+        Err(refused) => refused,
+    };
+    match state.status.last_confirmed().await {
+        Some(as_of) => Ok(JsonAnswer(json!({
+            "status": "ready",
+            "database": "unreachable",
+            "validators_answered_as_of": hotline_core::rules::tokyo_rfc3339(as_of),
+        }))),
+        None => Err(refused),
+    }
 }
 
 /// Ready when the database answers within `bound`: a probe gets its answer

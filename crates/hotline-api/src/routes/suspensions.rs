@@ -1,6 +1,8 @@
 //! Suspensions: report a loss or theft (operators), read one (operators,
 //! supervisors, clerks), release one at the counter (clerks).
 
+use std::sync::{Mutex, PoisonError};
+
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -20,8 +22,12 @@ use crate::path_params::PathParams;
 use crate::problem::Problem;
 use crate::requests::{ReleaseFields, parse_release, parse_report};
 use crate::wire::{ReceiptStatus, SuspensionDetail, SuspensionReceipt};
+use crate::write_retry::WriteDeadline;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The writes, as the write-outage metric names them.
+const SUSPENSION: &str = "suspension";
+const RELEASE: &str = "release";
 
 /// The Idempotency-Key header: required on every write, 1 to 255 visible ASCII characters.
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
@@ -128,7 +134,8 @@ pub async fn create(
         Problem::validation(errors)
     })?;
     let claim = claim_for(&state, &caller.token.id, key, "POST /v1/suspensions", &body);
-    match state.store.previous_answer(&claim).await? {
+    let mut deadline = WriteDeadline::start(&state.store, &state.metrics, state.timeouts.write_deadline);
+    match deadline.run(SUSPENSION, || state.store.previous_answer(&claim)).await? {
         Previous::Replay(saved) => return Ok(respond(saved, true)),
         Previous::Reused => return Err(key_reused()),
         Previous::None => {}
@@ -154,18 +161,34 @@ pub async fn create(
         mode: decision.mode,
         idempotency: claim,
     };
-    // The answer is rendered once, inside the transaction, and the saved bytes are what we send.
-    let mut answer = None;
-    let outcome = state
-        .store
-        .suspend(&new, |o| {
-            let saved = render_suspension(o)?;
-            answer = Some(saved.clone());
-            Ok(saved)
+    // The answer is rendered inside the transaction, and the saved bytes are what we send.
+    let answer = Mutex::new(None);
+    let outcome = deadline
+        .run(SUSPENSION, || {
+            state.store.suspend(&new, |o| {
+                let saved = render_suspension(o)?;
+                *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved.clone());
+                Ok(saved)
+            })
         })
         .await?;
+    let answer = answer.into_inner().unwrap_or_else(PoisonError::into_inner);
+    answer_suspension(&state, outcome, answer, deadline.was_in_doubt(), (item, mode)).await
+}
+
+/// The metric label, and the answer, of a suspension's outcome. A replay
+/// found after an attempt of this request was in doubt is that attempt's
+/// commit: answered as the suspension it is, not as a replay.
+async fn answer_suspension(
+    state: &AppState,
+    outcome: SuspendOutcome,
+    answer: Option<SavedResponse>,
+    earlier_in_doubt: bool,
+    (item, mode): (&'static str, &'static str),
+) -> Result<Response, Problem> {
     let label = match &outcome {
         SuspendOutcome::Created(_) => "accepted",
+        SuspendOutcome::Replay(_) if earlier_in_doubt => "accepted",
         SuspendOutcome::AlreadySuspended(_) => "already_suspended",
         SuspendOutcome::Replay(_) => "replayed",
         _ => "rejected",
@@ -180,6 +203,11 @@ pub async fn create(
         SuspendOutcome::AlreadySuspended(view) => {
             tracing::info!(suspension = %view.id, item, "already suspended");
             Ok(respond(answer.context("an already-suspended report has a saved answer")?, false))
+        }
+        SuspendOutcome::Replay(saved) if earlier_in_doubt => {
+            state.status.after_commit(&state.metrics).await;
+            tracing::info!(item, mode, "suspended: the commit of an attempt cut off in doubt, confirmed by its key");
+            Ok(respond(saved, false))
         }
         SuspendOutcome::Replay(saved) => Ok(respond(saved, true)),
         SuspendOutcome::KeyReused => Err(key_reused()),
@@ -270,17 +298,22 @@ pub async fn release(
         at: state.clock.now(),
         idempotency: claim,
     };
-    let mut answer = None;
-    let outcome = state
-        .store
-        .release(&release, |view| {
-            let saved = saved(StatusCode::OK, &SuspensionDetail::from(view))?;
-            answer = Some(saved.clone());
-            Ok(saved)
+    let answer = Mutex::new(None);
+    let mut deadline = WriteDeadline::start(&state.store, &state.metrics, state.timeouts.write_deadline);
+    let outcome = deadline
+        .run(RELEASE, || {
+            state.store.release(&release, |view| {
+                let saved = saved(StatusCode::OK, &SuspensionDetail::from(view))?;
+                *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved.clone());
+                Ok(saved)
+            })
         })
         .await?;
+    let answer = answer.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let earlier_in_doubt = deadline.was_in_doubt();
     state.metrics.release(match &outcome {
         ReleaseOutcome::Released(_) => "released",
+        ReleaseOutcome::Replay(_) if earlier_in_doubt => "released",
         ReleaseOutcome::Replay(_) => "replayed",
         ReleaseOutcome::AlreadyReleased(_) => "already_released",
         ReleaseOutcome::KeyReused | ReleaseOutcome::NotFound => "rejected",
@@ -290,6 +323,11 @@ pub async fn release(
             state.status.after_commit(&state.metrics).await;
             tracing::info!(suspension = %view.id, "released");
             Ok(respond(answer.context("a release has a saved answer")?, false))
+        }
+        ReleaseOutcome::Replay(saved) if earlier_in_doubt => {
+            state.status.after_commit(&state.metrics).await;
+            tracing::info!("released: the commit of an attempt cut off in doubt, confirmed by its key");
+            Ok(respond(saved, false))
         }
         ReleaseOutcome::Replay(saved) => Ok(respond(saved, true)),
         ReleaseOutcome::KeyReused => Err(key_reused()),

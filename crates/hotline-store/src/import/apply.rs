@@ -23,7 +23,7 @@ pub(super) enum Applied {
 }
 
 impl Store {
-    pub(super) async fn apply_record(&self, record: &ImportRecord, run: &ImportRun<'_>) -> anyhow::Result<Applied> {
+    pub(super) async fn apply_record(&self, record: &ImportRecord, run: &ImportRun<'_>) -> crate::Result<Applied> {
         let at = format_instant(run.at);
         let mut tx = self.begin_write().await?;
         let registry = state::read(&mut tx, &[record], state::Owners::All).await?;
@@ -108,12 +108,12 @@ impl Store {
         let subject = format!("holder:{holder_id}");
         let entry = AuditEntry { at: &at, actor: run.actor, action, subject: &subject, details: details.to_string() };
         audit::append(&mut tx, &entry, &stream).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(Applied::Changed { added_holder, certificates_added: registered.len() as u64, revoked: stream.len() as u64 })
     }
 }
 
-async fn insert_holder(tx: &mut Transaction<'static, Any>, record: &ImportRecord) -> anyhow::Result<i64> {
+async fn insert_holder(tx: &mut Transaction<'static, Any>, record: &ImportRecord) -> crate::Result<i64> {
     Ok(sqlx::query_scalar("INSERT INTO holders (number_hmac, date_of_birth) VALUES ($1, $2) RETURNING id")
         .bind(record.fingerprint.as_str())
         .bind(record.date_of_birth.format("%Y-%m-%d").to_string())
@@ -127,7 +127,7 @@ async fn replace_card(
     holder_id: i64,
     holder: &Holder<'_>,
     at: &str,
-) -> anyhow::Result<i64> {
+) -> crate::Result<i64> {
     if let Some(old) = holder.current_card {
         sqlx::query("UPDATE cards SET status = $1, status_since = $2 WHERE id = $3")
             .bind(CardStatus::Revoked.as_str())

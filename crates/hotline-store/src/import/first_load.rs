@@ -21,6 +21,7 @@ use sqlx::{Executor, Postgres, Row, Transaction};
 
 use super::{ImportOutcome, ImportRecord, ImportRun, Stance, bulk_entry, new_holder};
 use crate::audit::{self, AuditEntry};
+use crate::error::bail;
 use crate::registry_copy::{Reserve, copy, copy_holders, row};
 use crate::{Backend, Store, format_instant};
 
@@ -57,9 +58,9 @@ impl Store {
     /// Starts a first load. Refused unless the store is PostgreSQL and the
     /// registry is empty. The registry's tables are locked until the load
     /// commits or is dropped: run it before the service takes calls.
-    pub async fn begin_first_load(&self) -> anyhow::Result<FirstLoad> {
+    pub async fn begin_first_load(&self) -> crate::Result<FirstLoad> {
         if self.backend() != Backend::Postgres {
-            anyhow::bail!(
+            bail!(
                 "a first load is PostgreSQL's bulk path; on SQLite, import without --first-load (it loads in chunks)"
             );
         }
@@ -72,7 +73,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         if occupied {
-            anyhow::bail!(
+            bail!(
                 "the registry is not empty: a first load is for an empty one; import without --first-load, which skips what is registered and applies the rest"
             );
         }
@@ -97,7 +98,7 @@ impl Store {
 /// Drops the foreign keys, unique keys and secondary indexes of the
 /// registry's tables (the primary keys stay: ids come in order, so keeping
 /// them costs little); returns the statements that make them again.
-async fn drop_keys_and_indexes(tx: &mut Transaction<'static, Postgres>) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+async fn drop_keys_and_indexes(tx: &mut Transaction<'static, Postgres>) -> crate::Result<(Vec<String>, Vec<String>)> {
     let tables = "('holders'::regclass, 'cards'::regclass, 'certificates'::regclass)";
     let constraints = sqlx::query(&format!(
         "SELECT conrelid::regclass::text AS tbl, quote_ident(conname) AS name, pg_get_constraintdef(oid) AS def, contype = 'u' AS is_unique
@@ -137,7 +138,7 @@ async fn drop_keys_and_indexes(tx: &mut Transaction<'static, Postgres>) -> anyho
 impl FirstLoad {
     /// Loads a chunk of records, every one of them new to the registry:
     /// holders, cards and certificates by `COPY`, with one audit record.
-    pub async fn load(&mut self, records: &[ImportRecord], run: &ImportRun<'_>) -> anyhow::Result<ImportOutcome> {
+    pub async fn load(&mut self, records: &[ImportRecord], run: &ImportRun<'_>) -> crate::Result<ImportOutcome> {
         let mut outcome = ImportOutcome::default();
         let (Some(first), Some(last)) = (records.first(), records.last()) else { return Ok(outcome) };
         let at = format_instant(run.at);
@@ -169,14 +170,14 @@ impl FirstLoad {
     /// Builds the unique keys (setting aside the holders that break them),
     /// revokes what the file says is revoked, builds the other indexes and
     /// the foreign keys, and commits. `step` is told each stage as it starts.
-    pub async fn finish(mut self, run: &ImportRun<'_>, step: impl Fn(&'static str)) -> anyhow::Result<FirstLoadEnd> {
+    pub async fn finish(mut self, run: &ImportRun<'_>, step: impl Fn(&'static str)) -> crate::Result<FirstLoadEnd> {
         let mut end = FirstLoadEnd::default();
         step("building the unique keys");
         if !self.try_unique_keys().await? {
             step("setting aside the holders listed twice or sharing a serial");
             self.set_aside(run, &mut end).await?;
             if !self.try_unique_keys().await? {
-                anyhow::bail!("the unique keys still fail once the holders breaking them are set aside");
+                bail!("the unique keys still fail once the holders breaking them are set aside");
             }
         }
         step("revoking what the file says is revoked");
@@ -188,12 +189,12 @@ impl FirstLoad {
         step("updating the planner's statistics");
         self.tx.execute(format!("ANALYZE {TABLES}").as_str()).await?;
         step("committing");
-        self.tx.commit().await?;
+        self.tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(end)
     }
 
     /// Builds the unique keys in a savepoint; false (and nothing built) when a key is taken twice.
-    async fn try_unique_keys(&mut self) -> anyhow::Result<bool> {
+    async fn try_unique_keys(&mut self) -> crate::Result<bool> {
         let mut attempt = sqlx::Connection::begin(&mut *self.tx).await?;
         for statement in &self.unique {
             match attempt.execute(statement.as_str()).await {
@@ -205,14 +206,14 @@ impl FirstLoad {
                 Err(e) => return Err(e.into()),
             }
         }
-        attempt.commit().await?;
+        attempt.commit().await.map_err(crate::Error::from_commit)?;
         Ok(true)
     }
 
     /// Removes every holder whose fingerprint is loaded twice or who has a
     /// serial another loaded holder has too, with all their rows; their
     /// lines go to `end` for the careful path.
-    async fn set_aside(&mut self, run: &ImportRun<'_>, end: &mut FirstLoadEnd) -> anyhow::Result<()> {
+    async fn set_aside(&mut self, run: &ImportRun<'_>, end: &mut FirstLoadEnd) -> crate::Result<()> {
         self.tx
             .execute(
                 "CREATE TEMP TABLE first_load_set_aside ON COMMIT DROP AS
@@ -259,7 +260,7 @@ impl FirstLoad {
     /// Revokes the loaded certificates the file lists as revoked, each with
     /// its change in the stream and its event in the outbox, under one audit
     /// record; returns how many.
-    async fn revoke(&mut self, run: &ImportRun<'_>) -> anyhow::Result<u64> {
+    async fn revoke(&mut self, run: &ImportRun<'_>) -> crate::Result<u64> {
         let at = format_instant(run.at);
         let matching = "FROM certificates c JOIN first_load_revoked r
                         ON r.holder_id = c.holder_id AND r.issuer = c.issuer AND r.serial = c.serial";

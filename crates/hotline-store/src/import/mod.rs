@@ -134,7 +134,7 @@ impl Store {
     /// Applies a chunk of records. Records of one chunk name distinct holders
     /// and serials; one that repeats an earlier one of the chunk is refused
     /// (a caller reading a file starts a new chunk there instead).
-    pub async fn import(&self, records: &[ImportRecord], run: &ImportRun<'_>) -> anyhow::Result<ImportOutcome> {
+    pub async fn import(&self, records: &[ImportRecord], run: &ImportRun<'_>) -> crate::Result<ImportOutcome> {
         let mut outcome = ImportOutcome::default();
         let distinct = distinct_records(records, &mut outcome);
         let mut conn = self.pool().acquire().await?;
@@ -188,7 +188,7 @@ impl Store {
     /// A registry that grows many times over in one import would otherwise be
     /// planned as the small one it was (a scan where an index serves) until
     /// autovacuum gets to it; the import calls this as it grows.
-    pub async fn refresh_registry_statistics(&self) -> anyhow::Result<()> {
+    pub async fn refresh_registry_statistics(&self) -> crate::Result<()> {
         let sql = match self.backend() {
             crate::Backend::Postgres => "ANALYZE holders, cards, certificates",
             // SQLite's own advice: analyzes only what needs it.
@@ -207,7 +207,7 @@ impl Store {
         fresh: &[&ImportRecord],
         run: &ImportRun<'_>,
         outcome: &mut ImportOutcome,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         let at = format_instant(run.at);
         let mut pending = std::collections::VecDeque::from([fresh]);
         while let Some(batch) = pending.pop_front() {
@@ -239,7 +239,7 @@ impl Store {
         record: &ImportRecord,
         run: &ImportRun<'_>,
         outcome: &mut ImportOutcome,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         match self.apply_record(record, run).await? {
             apply::Applied::Unchanged => outcome.unchanged += 1,
             apply::Applied::Refused(reason) => {

@@ -76,7 +76,7 @@ pub(super) async fn read(
     conn: &mut AnyConnection,
     records: &[&ImportRecord],
     owners: Owners,
-) -> anyhow::Result<Registry> {
+) -> crate::Result<Registry> {
     let mut registry = Registry::default();
     for chunk in records.chunks(KEYS_PER_QUERY) {
         let sql = format!(
@@ -88,7 +88,8 @@ pub(super) async fn read(
             query = query.bind(r.fingerprint.as_str());
         }
         for row in query.fetch_all(&mut *conn).await? {
-            let dob = NaiveDate::parse_from_str(&text(&row, "date_of_birth")?, "%Y-%m-%d")?;
+            let dob =
+                NaiveDate::parse_from_str(&text(&row, "date_of_birth")?, "%Y-%m-%d").map_err(anyhow::Error::from)?;
             registry.holders.insert(text(&row, "number_hmac")?, (row.try_get("id")?, dob));
         }
     }
@@ -128,7 +129,7 @@ pub(super) async fn read(
 }
 
 /// The certificates and the current card of the holders `ids`.
-async fn read_holdings(conn: &mut AnyConnection, ids: &[i64], registry: &mut Registry) -> anyhow::Result<()> {
+async fn read_holdings(conn: &mut AnyConnection, ids: &[i64], registry: &mut Registry) -> crate::Result<()> {
     let sql = format!(
         "SELECT id, holder_id, issuer, serial, medium, card_id, device_id, status FROM certificates WHERE holder_id IN ({})",
         value_list(ids.len())

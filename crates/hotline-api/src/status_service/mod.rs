@@ -1,9 +1,14 @@
 //! Answering validators: from the revocation cache while it is known complete
-//! and fresh, otherwise from the store, otherwise 503. Never "good" by default
-//! (invariant 3): a certificate is good only if a complete source says so.
+//! and fresh, otherwise from the store; while the store cannot answer either
+//! (a failover: nothing can commit), from the caches' last confirmed state,
+//! with its true, older `as_of`, up to the maximum staleness; otherwise 503.
+//! Never "good" by default (invariant 3): a certificate is good only if a
+//! complete source says so, as of the instant it was complete.
+
+mod passing;
+mod reach;
 
 use foldhash::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,12 +17,54 @@ use hotline_core::{IssuerId, Serial, StatusRecord};
 use hotline_store::Store;
 
 use crate::metrics::Metrics;
+use passing::Passing;
+use reach::StoreReach;
+
+/// Which tier answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// This instance's near-cache, within the freshness bound.
+    NearCache,
+    /// The shared cache, within the freshness bound.
+    Cache,
+    /// The database.
+    Store,
+    /// The near-cache past its freshness bound, while the store cannot answer.
+    NearCacheStale,
+    /// The shared cache past its freshness bound, while the store cannot answer.
+    CacheStale,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] =
+        [Source::NearCache, Source::Cache, Source::Store, Source::NearCacheStale, Source::CacheStale];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::NearCache => "near_cache",
+            Source::Cache => "cache",
+            Source::Store => "store",
+            Source::NearCacheStale => "near_cache_stale",
+            Source::CacheStale => "cache_stale",
+        }
+    }
+
+    /// The same tier past its freshness bound.
+    fn stale(self) -> Source {
+        match self {
+            Source::NearCache => Source::NearCacheStale,
+            Source::Cache => Source::CacheStale,
+            other => other,
+        }
+    }
+}
 
 /// Answers for a set of keys, all from one source and complete as of one instant.
 #[derive(Debug, Clone)]
 pub struct Answers {
     pub as_of: DateTime<Utc>,
-    pub source: &'static str,
+    pub source: Source,
     /// Per key: `None` means good (the registry holds nothing against it).
     pub statuses: Vec<Option<StatusRecord>>,
 }
@@ -42,7 +89,7 @@ pub enum Listing {
 #[derive(Debug, Clone)]
 pub struct Listings {
     pub as_of: DateTime<Utc>,
-    pub source: &'static str,
+    pub source: Source,
     pub listings: Vec<Listing>,
 }
 
@@ -63,6 +110,9 @@ const LISTED_MEMO_ENTRIES: usize = 100_000;
 pub struct StatusSettings {
     /// The cache answers only if its marker was confirmed this recently.
     pub freshness_bound: Duration,
+    /// While the store cannot answer, the caches answer with their last
+    /// confirmed state if it is at most this old; past it, 503.
+    pub max_staleness: Duration,
     /// How long a fallback to the store may take before the answer is 503.
     pub store_timeout: Duration,
     /// How long the cache update after a commit may hold up the response.
@@ -73,6 +123,7 @@ impl Default for StatusSettings {
     fn default() -> Self {
         Self {
             freshness_bound: Duration::from_secs(2),
+            max_staleness: Duration::from_secs(60),
             store_timeout: Duration::from_secs(1),
             post_commit_sync_timeout: Duration::from_millis(500),
         }
@@ -89,45 +140,19 @@ pub struct StatusService {
     settings: StatusSettings,
     near_passing: Passing,
     cache_passing: Passing,
+    reach: StoreReach,
     listed: ListedMemo,
 }
 
-/// Whether a cache tier is past its freshness bound, so that each lapse, and
-/// the tier's return, are logged once: the metrics count the answers that fell
-/// back, the log says when and how stale. A tier behind one that answers is
-/// not asked, so it may recover and lapse again unseen: a lapse is told by the
-/// marker it stopped at, not by the last answer having been fresh.
-#[derive(Default)]
-struct Passing {
-    /// The `as_of` (ms) of the marker of the lapse told last; 0 while the tier is fresh.
-    told_as_of: AtomicI64,
-}
-
-impl Passing {
-    /// Notes a stale answer; true (and logged) if this lapse was not told yet.
-    fn stale(&self, source: &str, as_of: DateTime<Utc>, age: Duration, bound: Duration) -> bool {
-        let as_of = as_of.timestamp_millis();
-        let new_lapse = self.told_as_of.swap(as_of, Ordering::Relaxed) != as_of;
-        if new_lapse {
-            tracing::warn!(
-                source,
-                age_ms = age.as_millis() as u64,
-                bound_ms = bound.as_millis() as u64,
-                "a cache tier is past its freshness bound; its answers come from the next source"
-            );
-        }
-        new_lapse
-    }
-
-    /// Notes a fresh answer; true (and logged) if the tier was stale until now.
-    fn fresh(&self, source: &str) -> bool {
-        // One load per answer while fresh; the swap only on the way back.
-        let back = self.told_as_of.load(Ordering::Relaxed) != 0 && self.told_as_of.swap(0, Ordering::Relaxed) != 0;
-        if back {
-            tracing::info!(source, "a cache tier is within its freshness bound again");
-        }
-        back
-    }
+/// What a cache tier could say.
+enum Asked {
+    /// Complete within the freshness bound.
+    Fresh(Answers),
+    /// Complete as of longer ago than that, but within the maximum staleness:
+    /// the truth as of then, for when the store cannot answer.
+    Stale(Answers),
+    /// Nothing: no marker, unreachable, or older than the maximum staleness.
+    Nothing,
 }
 
 impl StatusService {
@@ -143,6 +168,7 @@ impl StatusService {
             settings,
             near_passing: Passing::default(),
             cache_passing: Passing::default(),
+            reach: StoreReach::default(),
             listed: ListedMemo { known: quick_cache::sync::Cache::new(LISTED_MEMO_ENTRIES) },
         }
     }
@@ -158,26 +184,33 @@ impl StatusService {
     }
 
     pub async fn answer(&self, keys: &[(IssuerId, Serial)], metrics: &Metrics) -> Result<Answers, Unavailable> {
-        let near = match &self.near {
-            Some(near) => self.ask_cache(near.cache(), "near_cache", &self.near_passing, keys).await,
-            None => None,
-        };
-        let answers = match near {
-            Some(answers) => Ok(answers),
-            None => match self.ask_cache(&self.cache, "cache", &self.cache_passing, keys).await {
-                Some(answers) => Ok(answers),
-                None => self.ask_store(keys).await,
-            },
-        };
+        let answers = self.ask_the_tiers(keys).await;
         match &answers {
             Ok(a) => {
                 for s in &a.statuses {
-                    metrics.status_answer(a.source, s.as_ref().map_or("good", |k| k.status.as_str()));
+                    metrics.status_answer(a.source.as_str(), s.as_ref().map_or("good", |k| k.status.as_str()));
                 }
             }
             Err(Unavailable) => metrics.status_answer("unavailable", "none"),
         }
         answers
+    }
+
+    /// The fresh caches, then the store, then the freshest stale cache.
+    async fn ask_the_tiers(&self, keys: &[(IssuerId, Serial)]) -> Result<Answers, Unavailable> {
+        let mut stale = None;
+        let tiers = self.near.as_ref().map(|n| (n.cache(), Source::NearCache, &self.near_passing)).into_iter();
+        for (cache, source, passing) in tiers.chain([(&self.cache, Source::Cache, &self.cache_passing)]) {
+            match self.ask_cache(cache, source, passing, keys).await {
+                Asked::Fresh(answers) => return Ok(answers),
+                Asked::Stale(answers) => stale = freshest(stale, answers),
+                Asked::Nothing => {}
+            }
+        }
+        if let Ok(answers) = self.ask_store(keys).await {
+            return Ok(answers);
+        }
+        stale.ok_or(Unavailable)
     }
 
     /// Like [`Self::answer`], but telling a good certificate from one the
@@ -193,7 +226,7 @@ impl StatusService {
                 Some(r) if r.status == hotline_core::CertificateStatus::Good => Some(Listing::Good),
                 Some(r) => Some(Listing::NotGood(*r)),
                 // The store lists every certificate it holds, good or not: absent there is absent.
-                None if answers.source == "store" => Some(Listing::Unlisted),
+                None if answers.source == Source::Store => Some(Listing::Unlisted),
                 None => None,
             })
             .collect();
@@ -211,19 +244,7 @@ impl StatusService {
         }
         if !ask.is_empty() {
             let asked: Vec<(IssuerId, Serial)> = ask.iter().map(|&i| keys[i].clone()).collect();
-            let found =
-                tokio::time::timeout(self.settings.store_timeout, self.store.certificate_statuses(&asked)).await;
-            let found = match found {
-                Ok(Ok(found)) => found,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = format!("{e:#}"), "could not ask the store whether serials are listed");
-                    return Err(Unavailable);
-                }
-                Err(_) => {
-                    tracing::warn!("asking the store whether serials are listed timed out");
-                    return Err(Unavailable);
-                }
-            };
+            let found = self.ask_store_for(&asked, "whether serials are listed").await?;
             for (&i, record) in ask.iter().zip(found) {
                 self.listed.known.insert(keys[i].clone(), (record.is_some(), now));
                 listings[i] = Some(if record.is_some() { Listing::Good } else { Listing::Unlisted });
@@ -239,34 +260,66 @@ impl StatusService {
     async fn ask_cache(
         &self,
         cache: &RevocationCache,
-        source: &'static str,
+        source: Source,
         passing: &Passing,
         keys: &[(IssuerId, Serial)],
-    ) -> Option<Answers> {
-        let Lookup::Known { marker, entries } = cache.lookup(keys).await.ok()? else { return None };
+    ) -> Asked {
+        let Ok(Lookup::Known { marker, entries }) = cache.lookup(keys).await else { return Asked::Nothing };
         let age = Utc::now().signed_duration_since(marker.as_of).to_std().unwrap_or_default();
-        if age > self.settings.freshness_bound {
-            passing.stale(source, marker.as_of, age, self.settings.freshness_bound);
-            return None;
+        if age <= self.settings.freshness_bound {
+            passing.fresh(source.as_str());
+            return Asked::Fresh(Answers { as_of: marker.as_of, source, statuses: entries });
         }
-        passing.fresh(source);
-        Some(Answers { as_of: marker.as_of, source, statuses: entries })
+        passing.stale(source.as_str(), marker.as_of, age, self.settings.freshness_bound);
+        if age > self.settings.max_staleness {
+            return Asked::Nothing;
+        }
+        Asked::Stale(Answers { as_of: marker.as_of, source: source.stale(), statuses: entries })
     }
 
     async fn ask_store(&self, keys: &[(IssuerId, Serial)]) -> Result<Answers, Unavailable> {
         let as_of = Utc::now();
-        let found = tokio::time::timeout(self.settings.store_timeout, self.store.certificate_statuses(keys)).await;
+        let statuses = self.ask_store_for(keys, "certificate statuses").await?;
+        Ok(Answers { as_of, source: Source::Store, statuses })
+    }
+
+    /// The store's records of `keys`, within its bound, if it is worth asking
+    /// now ([`StoreReach`]); a failure is logged with `what` was asked.
+    async fn ask_store_for(
+        &self,
+        keys: &[(IssuerId, Serial)],
+        what: &'static str,
+    ) -> Result<Vec<Option<StatusRecord>>, Unavailable> {
+        if !self.reach.may_ask(Utc::now().timestamp_millis()) {
+            return Err(Unavailable);
+        }
+        let found = self.store.within(self.settings.store_timeout, self.store.certificate_statuses(keys)).await;
         match found {
-            Ok(Ok(statuses)) => Ok(Answers { as_of, source: "store", statuses }),
-            Ok(Err(e)) => {
-                tracing::warn!(error = format!("{e:#}"), "status fallback to the store failed");
-                Err(Unavailable)
+            Ok(found) => {
+                self.reach.answered();
+                Ok(found)
             }
-            Err(_) => {
-                tracing::warn!("status fallback to the store timed out");
+            Err(e) => {
+                self.reach.failed(Utc::now().timestamp_millis());
+                tracing::warn!(error = e.report(), what, "the store could not answer a validator's query");
                 Err(Unavailable)
             }
         }
+    }
+
+    /// The instant the freshest cache tier was last confirmed complete, if
+    /// that is within the maximum staleness: validators can be answered as of
+    /// it while the store cannot answer.
+    pub async fn last_confirmed(&self) -> Option<DateTime<Utc>> {
+        let near = self.near.as_ref().map(NearCache::cache).into_iter();
+        let mut newest: Option<DateTime<Utc>> = None;
+        for cache in near.chain([&self.cache]) {
+            if let Ok(Some(marker)) = cache.marker().await {
+                newest = newest.max(Some(marker.as_of));
+            }
+        }
+        let oldest_allowed = Utc::now() - self.settings.max_staleness;
+        newest.filter(|as_of| *as_of >= oldest_allowed)
     }
 
     /// Brings the cache up to date right after a commit, so the change is visible
@@ -301,24 +354,10 @@ impl StatusService {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_lapse_of_a_tier_and_its_return_are_told_once() {
-        let passing = Passing::default();
-        let (bound, age) = (Duration::from_secs(2), Duration::from_secs(3));
-        let marker = |ms| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
-        assert!(!passing.fresh("cache"), "fresh from the start: nothing to tell");
-        assert!(passing.stale("cache", marker(1_000), age, bound), "the first stale answer is told");
-        assert!(!passing.stale("cache", marker(1_000), age, bound), "the ones after it, at the same marker, are not");
-        assert!(passing.fresh("cache"), "the first fresh answer after them is told");
-        assert!(!passing.fresh("cache"), "the ones after it are not");
-        assert!(passing.stale("cache", marker(9_000), age, bound), "a second lapse is told again");
-        assert!(
-            passing.stale("cache", marker(15_000), age, bound),
-            "a lapse at a later marker is told, though no fresh answer was seen between (the tier was not asked)"
-        );
+/// Of two stale answers, the one complete as of later.
+fn freshest(kept: Option<Answers>, other: Answers) -> Option<Answers> {
+    match kept {
+        Some(kept) if kept.as_of >= other.as_of => Some(kept),
+        _ => Some(other),
     }
 }
