@@ -17,8 +17,20 @@ use crate::{Backend, Store, pool_hygiene};
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Store {
-    /// Connects to `url` (`postgres://…` or `sqlite:…`); SQLite files are created if missing.
+    /// Connects to `url` (`postgres://…` or `sqlite:…`) for a one-shot command:
+    /// no bound on a statement (an import, a migration, a rebuild may run long).
+    /// SQLite files are created if missing.
     pub async fn connect(url: &str) -> crate::Result<Store> {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects for a serving process (API, worker): every statement on
+    /// PostgreSQL is bounded by [`crate::STATEMENT_TIMEOUT`].
+    pub async fn connect_to_serve(url: &str) -> crate::Result<Store> {
+        Self::connect_with(url, Some(pool_hygiene::STATEMENT_TIMEOUT)).await
+    }
+
+    async fn connect_with(url: &str, statement_timeout: Option<Duration>) -> crate::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)
             .with_context(|| "the database URL must start with postgres:// or sqlite: (the URL itself is not shown: it may hold a password)")?;
@@ -28,7 +40,11 @@ impl Store {
             .after_release(pool_hygiene::keep);
         let pool = match backend {
             Backend::Postgres => {
-                options.max_connections(16).after_connect(pool_hygiene::on_postgres_connect).connect(url).await
+                options
+                    .max_connections(16)
+                    .after_connect(pool_hygiene::on_postgres_connect(statement_timeout))
+                    .connect(url)
+                    .await
             }
             Backend::Sqlite => {
                 let url = if url.contains("mode=") {

@@ -27,8 +27,8 @@ pub enum Outage {
     /// No connection could be had within the pool's acquire bound (every
     /// connect attempt failed or hung, or every connection was busy).
     NoConnection,
-    /// A statement waited past the server's bound for a lock (55P03) or was
-    /// cancelled by it (57014).
+    /// A statement ran or waited past the server's bound (57014, the statement
+    /// timeout; 55P03, a lock timeout).
     StatementTimeout,
     /// The database gave no answer within the caller's bound: a hung server or
     /// a network that passes nothing.

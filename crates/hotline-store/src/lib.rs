@@ -45,7 +45,7 @@ pub use import::{
     Stance,
 };
 pub use plans::ScaledQuery;
-pub use pool_hygiene::LOCK_TIMEOUT;
+pub use pool_hygiene::STATEMENT_TIMEOUT;
 pub use reconcile::ListedCertificate;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};

@@ -91,6 +91,10 @@ impl Store {
             };
             let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
             let mut tx = self.begin_write().await?;
+            if self.backend() == Backend::Postgres {
+                // A serving process bounds its statements; a migration (an index over the registry) takes what it takes.
+                sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+            }
             let existing: Option<String> =
                 sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
                     .bind(m.version)

@@ -50,30 +50,38 @@ pub(crate) fn keep(
     Box::pin(async move { Ok(keep) })
 }
 
-/// How long a statement waits for a row lock before it gives up (SQLSTATE
-/// 55P03, an outage to the caller, who retries within its deadline). Not a
-/// `statement_timeout`: a cancel that lands while `COMMIT` waits for the
-/// synchronous standby ends the wait with a warning and reports the commit as
-/// done, though it is on one server only; `lock_timeout` is armed only while
-/// a statement waits for a lock, never during that wait. The caller's own
-/// deadline bounds everything else ([`crate::Store::within`]).
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement of a serving process may run, waiting for locks
+/// included, before the server cancels it (SQLSTATE 57014, an outage to the
+/// caller, who retries within its deadline): a query the planner got wrong
+/// or a lock held by a stuck transaction gives the operator a `503` it can
+/// retry, and frees the connection. It never cuts short a `COMMIT` that waits
+/// for the synchronous standby: PostgreSQL disarms the statement timeout
+/// before it commits (measured: a commit waiting for a stopped standby under
+/// a 500 ms timeout waited, and committed once the standby came back), so the
+/// caller's own deadline ([`crate::Store::within`]) bounds that wait. The
+/// one-shot commands (import, rebuild, migrations run alone) have no bound.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `after_connect` for PostgreSQL: the session's bounds, and a refusal of a
-/// server that is in recovery (a standby), so the pool tries again.
+/// `after_connect` for PostgreSQL: the session's bound, if any, and a refusal
+/// of a server that is in recovery (a standby), so the pool tries again.
 pub(crate) fn on_postgres_connect(
-    conn: &mut AnyConnection,
-    _meta: PoolConnectionMetadata,
-) -> futures::future::BoxFuture<'_, sqlx::Result<()>> {
-    Box::pin(async move {
-        let settings = format!("SET lock_timeout = {}", LOCK_TIMEOUT.as_millis());
-        conn.execute(settings.as_str()).await?;
-        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *conn).await?;
-        if standby {
-            return Err(sqlx::Error::Protocol("reached a standby where the primary was expected".into()));
-        }
-        Ok(())
-    })
+    statement_timeout: Option<Duration>,
+) -> impl for<'c> Fn(&'c mut AnyConnection, PoolConnectionMetadata) -> futures::future::BoxFuture<'c, sqlx::Result<()>>
++ Send
++ Sync
++ 'static {
+    move |conn, _meta| {
+        Box::pin(async move {
+            if let Some(bound) = statement_timeout {
+                conn.execute(format!("SET statement_timeout = {}", bound.as_millis()).as_str()).await?;
+            }
+            let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *conn).await?;
+            if standby {
+                return Err(sqlx::Error::Protocol("reached a standby where the primary was expected".into()));
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Outages as real PostgreSQL reports them, classified by the store's typed
 //! error: a server that is read-only (a node that came back as a standby), a
-//! session the server ended (a primary shutting down), a lock held past the
-//! lock timeout. And the pool's part: a connection that met a read-only
+//! session the server ended (a primary shutting down), a lock held past a
+//! serving process's statement timeout. And the pool's part: a connection that met a read-only
 //! server is not handed out again once the primary is back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
@@ -58,9 +58,10 @@ async fn a_session_the_server_ends_is_a_shutdown_outage() {
     store.create_token(Role::Clerk, "after the session ended").await.expect("the pool opens a new one");
 }
 
-async fn a_lock_held_past_the_lock_timeout_is_a_statement_timeout() {
+async fn a_lock_held_past_the_statement_timeout_is_a_statement_timeout_outage() {
     let db = TestDb::new(hotline_store::Backend::Postgres).await;
-    let store = db.store().await;
+    db.store().await;
+    let store = Store::connect_to_serve(&db.url).await.unwrap();
     let mut holder = store.pool().begin().await.unwrap();
     sqlx::query("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.unwrap();
     let waited = store.create_token(Role::Validator, "behind a lock").await.unwrap_err();
@@ -81,6 +82,6 @@ async fn a_database_that_does_not_answer_within_the_bound_is_hung() {
 hotline_testkit::postgres_only!(
     a_read_only_server_is_an_outage_and_its_connections_are_not_reused,
     a_session_the_server_ends_is_a_shutdown_outage,
-    a_lock_held_past_the_lock_timeout_is_a_statement_timeout,
+    a_lock_held_past_the_statement_timeout_is_a_statement_timeout_outage,
     a_database_that_does_not_answer_within_the_bound_is_hung,
 );

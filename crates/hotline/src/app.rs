@@ -95,7 +95,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config, assembly: Assembly) -> anyhow::Result<Application> {
         config.warn_about_mismatches();
-        let store = config.open_store().await?;
+        let store = config.open_store_to_serve().await?;
         store.migrate().await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("could not listen on {}", config.listen))?;

@@ -308,8 +308,14 @@ impl Config {
         }
     }
 
+    /// The store for a one-shot command: no bound on a statement.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
         Ok(Store::connect(&self.database_url()?).await?)
+    }
+
+    /// The store for a serving process (API, worker): every statement bounded.
+    pub async fn open_store_to_serve(&self) -> anyhow::Result<Store> {
+        Ok(Store::connect_to_serve(&self.database_url()?).await?)
     }
 
     /// The PII key: configured, or (for SQLite only) generated once and kept in the data directory.
