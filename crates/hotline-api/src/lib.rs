@@ -70,6 +70,8 @@ pub struct Services {
     pub timeouts: Timeouts,
     /// Console sessions: idle timeout, cookie attributes.
     pub console: ConsoleSettings,
+    /// The deployment requires a synchronous standby: on-call is told when none streams.
+    pub requires_synchronous_standby: bool,
 }
 
 /// How long the HTTP side waits, for clients and for itself.

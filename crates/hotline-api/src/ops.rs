@@ -1,5 +1,6 @@
 //! The on-call status page (`GET /ops`) and the JSON it refreshes itself
-//! from (`GET /ops/summary`): health of the database, the cache and the CA,
+//! from (`GET /ops/summary`): health of the database (and whether it has a
+//! synchronous standby), the cache and the CA,
 //! the reception mode now and the next change, suspension and status rates
 //! with error rates over the last minutes, cache lag, the outbox backlog,
 //! recent dead letters and the build. The page is one self-contained file:
@@ -147,8 +148,19 @@ pub struct Build {
 #[derive(Debug, Serialize)]
 pub struct Health {
     pub database: Up,
+    /// Whether the primary has a synchronous standby now.
+    pub replication: ReplicationHealth,
     pub cache: CacheHealth,
     pub ca: CaHealth,
+}
+
+/// The database's durability on two servers, as the primary reports it.
+#[derive(Debug, Serialize)]
+pub struct ReplicationHealth {
+    /// Synchronous standbys streaming now; `None` when that cannot be read.
+    pub synchronous_standbys: Option<i64>,
+    /// Whether this deployment requires one.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -261,10 +273,14 @@ pub async fn summary(State(state): State<AppState>) -> JsonAnswer<Summary> {
         .collect();
     let answered = tokio::time::timeout(state.timeouts.ready_probe, state.store.ping()).await.unwrap_or(false);
     let database = if answered { Up::Ok } else { Up::Down };
+    let replication = ReplicationHealth {
+        synchronous_standbys: crate::routes::health::synchronous_standbys(&state).await,
+        required: state.requires_synchronous_standby,
+    };
     JsonAnswer(Summary {
         now: tokyo_rfc3339(now),
         build: Build { version: env!("CARGO_PKG_VERSION"), commit: env!("HOTLINE_GIT_COMMIT") },
-        health: Health { database, cache, ca },
+        health: Health { database, replication, cache, ca },
         rules,
         outbox,
         dead_letters,

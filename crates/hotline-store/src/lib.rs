@@ -20,6 +20,7 @@ mod outbox;
 mod plans;
 mod pool_hygiene;
 mod reconcile;
+mod replication;
 mod registry;
 mod registry_copy;
 mod release;
@@ -47,6 +48,7 @@ pub use import::{
 pub use plans::ScaledQuery;
 pub use pool_hygiene::STATEMENT_TIMEOUT;
 pub use reconcile::ListedCertificate;
+pub use replication::Replication;
 pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
 pub use rows::{format_instant, parse_instant};

@@ -150,6 +150,7 @@ impl Application {
             background.spawn(status.sync.clone().run(config.cache_sync_interval_ms.millis()));
         }
         let mut metrics = Metrics::new();
+        metrics.db_synchronous_standby_required.set(i64::from(config.database_synchronous_standby));
         let worker = if assembly.parts.worker() {
             let worker_metrics = Arc::new(WorkerMetrics::new(metrics.registry_mut()));
             Some(ca::worker(config, store.clone(), worker_metrics, WithoutCaUrl::StartCaSim).await?)
@@ -175,6 +176,7 @@ impl Application {
             ocsp,
             timeouts: config.timeouts(),
             console: config.console_settings(),
+            requires_synchronous_standby: config.database_synchronous_standby,
         });
         if let Some(demo) = &demo {
             // With ca-sim in this process, its issuer certificates are in the data directory.

@@ -47,6 +47,7 @@ async fn observe_dependencies(state: &AppState) {
     m.db_pool_connections.get_or_create(&[("state", "idle")]).set(pool.num_idle() as i64);
     let up = tokio::time::timeout(state.timeouts.ready_probe, state.store.ping()).await.unwrap_or(false);
     m.db_up.set(i64::from(up));
+    m.db_synchronous_standbys.set(synchronous_standbys(state).await.unwrap_or(-1));
     let (entries, bytes) = state.ocsp.cache_size();
     m.ocsp.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     m.ocsp.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -59,6 +60,19 @@ async fn observe_dependencies(state: &AppState) {
         m.rules_info
             .get_or_create(&[("version", snapshot.rules_version), ("mode", snapshot.mode.as_str().to_owned())])
             .set(1);
+    }
+}
+
+/// How many synchronous standbys stream from the primary now: `None` when
+/// that cannot be read (no database answer in time, a role that may not see
+/// it), which on-call must hear as loudly as none.
+pub(crate) async fn synchronous_standbys(state: &AppState) -> Option<i64> {
+    let read = state.store.within(state.timeouts.ready_probe, state.store.replication()).await;
+    match read {
+        Ok(Some(replication)) => replication.synchronous,
+        // SQLite: one file, never replicated.
+        Ok(None) => Some(0),
+        Err(_) => None,
     }
 }
 
