@@ -78,7 +78,8 @@ fn test(databases: Databases, extra: &[String]) -> Result {
     run(Command::new("cargo").args(["test", "--workspace", "--doc", "--quiet"]))
 }
 
-/// Makes sure PostgreSQL, Redis, curl, openssl, promtool, Chromium, chromedriver and a Japanese font are installed and PostgreSQL and Redis are running.
+/// Makes sure PostgreSQL, Redis, curl, openssl, promtool, Chromium, chromedriver, a Japanese font and (with
+/// PostgreSQL) etcd, Patroni and HAProxy are installed, and PostgreSQL and Redis are running.
 fn services(databases: Databases) -> Result {
     let postgres = databases == Databases::Both;
     let mut missing = Vec::new();
@@ -106,6 +107,14 @@ fn services(databases: Databases) -> Result {
     // promtool checks and unit-tests the alert rules.
     if !on_path("promtool") {
         missing.push("prometheus");
+    }
+    // The failover tests run a replicated PostgreSQL of their own: etcd, Patroni, HAProxy.
+    if postgres {
+        for (program, package) in [("etcd", "etcd-server"), ("patroni", "patroni"), ("haproxy", "haproxy")] {
+            if !on_path(program) {
+                missing.push(package);
+            }
+        }
     }
     if !missing.is_empty() {
         step(&format!("installing Debian packages: {}", missing.join(" ")));
@@ -190,10 +199,13 @@ fn as_postgres(args: &[&str]) -> Result {
     }
 }
 
+/// Whether `program` is installed: on the `PATH`, or in `/usr/sbin`, where
+/// Debian puts some (HAProxy) that a user's `PATH` may leave out.
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
         .unwrap_or(false)
+        || std::path::Path::new("/usr/sbin").join(program).is_file()
 }
 
 fn listening(port: u16) -> bool {

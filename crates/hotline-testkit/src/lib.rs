@@ -5,19 +5,26 @@
 //!
 //! PostgreSQL is reached through `HOTLINE_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test creates its own
-//! database there and drops it when done. There is no mock anywhere.
+//! database there and drops it when done. A test that needs a replicated
+//! PostgreSQL starts its own ([`PatroniCluster`]: etcd, three Patroni nodes,
+//! HAProxy). There is no mock anywhere.
 
 mod app;
 mod browser;
 mod ca;
+mod cluster;
 mod db;
+mod deployment;
+pub mod drill;
 mod faults;
 mod registry;
 
 pub use app::{TestApp, TestCache, TestOptions, day_instant, jst, night_instant};
 pub use browser::Browser;
 pub use ca::{CaSimServer, quick_worker_settings, workspace_binary};
+pub use cluster::{Member, PatroniCluster};
 pub use db::{TestDb, pg_admin_url};
+pub use deployment::{Deployment, Process};
 pub use faults::{PostgresServer, RedisServer, TcpProxy, redis_url, unique_prefix};
 pub use hotline_store::Backend;
 pub use registry::{Registry, render_reference};

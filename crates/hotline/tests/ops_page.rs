@@ -22,10 +22,7 @@ async fn the_status_page_shows_the_service_in_a_real_browser() {
     browser.goto(&format!("http://{addr}/ops")).await;
     assert_eq!(browser.wait_for("#db", |t| t != "…").await, "ok");
     // One SQLite file: no standby, and none required of the embedded default.
-    assert_eq!(
-        browser.text("#db-detail").await.as_deref(),
-        Some("no synchronous standby: commits are on one server")
-    );
+    assert_eq!(browser.text("#db-detail").await.as_deref(), Some("no synchronous standby: commits are on one server"));
     assert_eq!(browser.text("#ca").await.as_deref(), Some("ok"), "the embedded CA answers");
     assert_eq!(browser.text("#cache").await.as_deref(), Some("ok"));
     assert!(browser.text("#mode-detail").await.unwrap_or_default().contains("rules jpki-2023-05"));
