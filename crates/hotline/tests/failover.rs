@@ -236,9 +236,184 @@ async fn crash_failover() {
     panic!("{old_primary} never rejoined with every suspension: {:?}\n{}", cluster.members().await, cluster.logs());
 }
 
+/// A steady stream of suspensions (no retries: any answer but 201 is a
+/// failure) while `fault` runs, starting a second in; the stream must
+/// outlast the fault, so acknowledgements come before it and after it.
+async fn under_a_steady_stream<F: std::future::Future<Output = ()>>(
+    deployment: &Deployment,
+    holders: &[Value],
+    prefix: &str,
+    fault: F,
+) -> Vec<Answered> {
+    let operators = {
+        let (bases, token, calls) = (deployment.bases(), deployment.operator.clone(), calls(holders, prefix));
+        tokio::spawn(async move { drill::operators(&bases, &token, calls, 4, false).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let began = Instant::now();
+    fault.await;
+    let lasted = began.elapsed();
+    let answered = operators.await.unwrap();
+    let failed: Vec<String> = answered
+        .iter()
+        .filter(|a| a.status != 201)
+        .map(|a| format!("{}: {} {}", a.call.key, a.status, a.body))
+        .collect();
+    assert!(failed.is_empty(), "{prefix}: no request fails: {failed:?}");
+    let last = answered.iter().filter_map(|a| a.acknowledged_at).max().unwrap();
+    assert!(
+        last > Duration::from_secs(1) + lasted,
+        "{prefix}: the stream outlasted the fault ({lasted:?}); last answer at {last:?}"
+    );
+    answered
+}
+
+/// A switchover to the synchronous standby under a steady stream: no request fails.
+async fn switchover_under_a_stream(
+    cluster: &PatroniCluster,
+    deployment: &Deployment,
+    holders: &[Value],
+) -> Vec<Answered> {
+    let (leader, sync) = cluster.wait_healthy(Duration::from_secs(30)).await;
+    let answered = under_a_steady_stream(deployment, holders, "switchover", async {
+        let out = cluster.switchover(&leader, &sync).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        cluster.wait_healthy(Duration::from_secs(60)).await;
+    })
+    .await;
+    assert_eq!(cluster.with_role("leader").await.as_deref(), Some(sync.as_str()), "the standby took over");
+    answered
+}
+
+/// The synchronous standby killed under a steady stream: no request fails,
+/// the remaining replica becomes synchronous, and every acknowledged
+/// suspension is on it as well as on the primary. Then the lost node rejoins.
+async fn synchronous_standby_lost_under_a_stream(
+    cluster: &mut PatroniCluster,
+    deployment: &Deployment,
+    holders: &[Value],
+    stored_before: i64,
+) {
+    let (leader, lost) = cluster.wait_healthy(Duration::from_secs(30)).await;
+    let answered = {
+        let cluster = &mut *cluster;
+        let lost = lost.clone();
+        under_a_steady_stream(deployment, holders, "standby-lost", async move {
+            cluster.kill(&lost);
+        })
+        .await
+    };
+    let (leader_after, sync_after) = cluster.wait_healthy(Duration::from_secs(60)).await;
+    assert_eq!(leader_after, leader, "losing a standby moves no primary");
+    assert_ne!(sync_after, lost, "another replica took the synchronous standby's place");
+    let acknowledged = stored_before + answered.len() as i64;
+    let on_standby = database_url(cluster, deployment, Some(&sync_after));
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = Deployment::scalar(&on_standby, "SELECT COUNT(*) FROM suspensions").await;
+        if seen == Some(acknowledged) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, Some(acknowledged), "every acknowledged suspension is on the new synchronous standby too");
+    cluster.start_node(&lost);
+    cluster.wait_healthy(Duration::from_secs(60)).await;
+}
+
+/// One more API instance, reaching the database through a proxy of its own
+/// that is cut: its writes are answered 503 with Retry-After within the
+/// write deadline, validators are answered as of the last confirmation up to
+/// the maximum staleness and then 503, and once mended it recovers.
+async fn a_network_cut_between_an_instance_and_the_database(
+    cluster: &PatroniCluster,
+    deployment: &mut Deployment,
+    held: &Value,
+    caller: &Value,
+) {
+    let proxy = hotline_testkit::TcpProxy::start(format!("127.0.0.1:{}", cluster.port).parse().unwrap()).await;
+    let url = cluster.url_of(deployment.database()).replace(&format!("127.0.0.1:{}", cluster.port), &proxy.addr.to_string());
+    // Its own cache prefix: the shared cache under the deployment's prefix is kept fresh by the
+    // instances that still reach the database, and would rightly answer as fresh.
+    let settings = [
+        ("HOTLINE_DATABASE_URL", url.as_str()),
+        ("HOTLINE_REDIS_PREFIX", "cut"),
+        ("HOTLINE_CACHE_MAX_STALENESS_MS", "4000"),
+        ("HOTLINE_WRITE_DEADLINE_MS", "2000"),
+    ];
+    let i = deployment.start_api(&settings).await;
+    let base = deployment.apis[i].base.clone();
+    let (issuer, serial) = drill::phone_certificates(held).remove(0);
+    let client = reqwest::Client::builder().timeout(drill::ATTEMPT_TIMEOUT).build().unwrap();
+    let status = || client.get(format!("{base}/v1/status/{issuer}/{serial}")).bearer_auth(&deployment.validator).send();
+    let as_of = |body: &Value| chrono::DateTime::parse_from_rfc3339(body["as_of"].as_str().unwrap()).unwrap().to_utc();
+    // Warm: answered from its caches, not from the database.
+    for _ in 0..100 {
+        assert_eq!(status().await.unwrap().json::<Value>().await.unwrap()["status"], "suspended");
+        let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        if metrics.contains(r#"source="near_cache",status="suspended""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cut_at = chrono::Utc::now();
+    proxy.cut();
+    let call = drill::phone_call(caller, "cut-1".into());
+    let suspend = || {
+        client
+            .post(format!("{base}/v1/suspensions"))
+            .bearer_auth(&deployment.operator)
+            .header("Idempotency-Key", "cut-1")
+            .json(&call.body)
+            .send()
+    };
+    let refused = suspend().await.expect("answered within the write deadline, not hung");
+    assert_eq!((refused.status().as_u16(), refused.headers().get("retry-after").is_some()), (503, true));
+    let stale: Value = status().await.unwrap().json().await.unwrap();
+    assert_eq!(stale["status"], "suspended", "{stale}");
+    assert!(as_of(&stale) <= cut_at, "answered as of the last confirmation, never later: {stale}");
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let gone = status().await.unwrap();
+    assert_eq!(gone.status().as_u16(), 503, "past the maximum staleness");
+    proxy.mend();
+    let mut recovered = 0;
+    for _ in 0..100 {
+        recovered = suspend().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        if recovered == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recovered, 201, "the same key suspends once the network is back");
+    let fresh: Value = status().await.unwrap().json().await.unwrap();
+    assert!(as_of(&fresh) > cut_at, "fresh again: {fresh}");
+}
+
+async fn planned_and_partial_failures() {
+    let mut cluster = PatroniCluster::start().await;
+    let mut deployment = deploy(&cluster, 2_400).await;
+    let (held, _, rest) = phone_holders(&deployment, 2, 0);
+    hold_beforehand(&deployment, &held).await;
+    let (switching, rest) = rest.split_at(300);
+    let (losing, rest) = rest.split_at(300);
+    let switched = switchover_under_a_stream(&cluster, &deployment, switching).await;
+    acknowledged_once(&cluster, &deployment, &switched, held.len()).await;
+    let stored = (held.len() + switched.len()) as i64;
+    synchronous_standby_lost_under_a_stream(&mut cluster, &deployment, losing, stored).await;
+    a_network_cut_between_an_instance_and_the_database(&cluster, &mut deployment, &held[0], &rest[0]).await;
+    every_event_reached_the_ca_once(&cluster, &deployment).await;
+    deployment.run(&["audit", "verify"]).await;
+    nothing_restarted(&mut deployment);
+}
+
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_primary_that_crashes_under_a_burst_loses_nothing_acknowledged_and_rejoins() {
         super::crash_failover().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_switchover_a_lost_synchronous_standby_and_a_network_cut_fail_no_request() {
+        super::planned_and_partial_failures().await;
     }
 }
