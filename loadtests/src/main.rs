@@ -23,6 +23,12 @@
 //! shows whether it is linear), an API instance's near-cache filled, and ten
 //! instances filling theirs at once against one alone.
 //!
+//! `failover`: crash failovers of a replicated PostgreSQL (Patroni, etcd,
+//! HAProxy) under a steady stream of suspensions and validator queries: the
+//! time to a new primary and to the first write, the validators answered,
+//! nothing acknowledged lost; switchovers without a failed request.
+//! `cluster` starts that cluster for the other benchmarks to run on.
+//!
 //! `ca-sync`: commit-to-CA lag at a steady suspension rate with added CA
 //! latency, and the outbox drain rate with one and two workers next to what
 //! the CA takes straight from a client.
@@ -30,6 +36,7 @@
 mod ca_sync;
 mod common;
 mod cpu;
+mod failover;
 mod harness;
 mod import;
 mod instances;
@@ -65,6 +72,10 @@ enum Command {
     CaSync(ca_sync::Args),
     /// OCSP GET and POST throughput and latency against nginx, a signature's cost, and visibility.
     Ocsp(ocsp::Args),
+    /// Crash failovers and switchovers of a Patroni cluster under suspensions and validator queries.
+    Failover(failover::Args),
+    /// A Patroni cluster behind HAProxy, its URL printed, until Ctrl-C.
+    Cluster,
 }
 
 #[tokio::main]
@@ -77,5 +88,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CaSync(args) => ca_sync::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Ocsp(args) => ocsp::run(args).await,
+        Command::Failover(args) => failover::run(args).await,
+        Command::Cluster => failover::cluster().await,
     }
 }

@@ -30,13 +30,19 @@ fn retry_after(response: &reqwest::Response) -> Option<String> {
     response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned())
 }
 
-async fn postgres_cut_off_is_503_with_retry_after_and_stores_nothing() {
+/// An instance behind a proxy with a one-second write deadline, its operator token already seen
+/// (so the token check does not decide the answers), and a card report for holder `holder`.
+async fn writing_behind_a_proxy(holder: usize) -> (TestApp, TcpProxy, TestApp, Value) {
     let options = TestOptions { write_deadline: Duration::from_millis(1_000), ..TestOptions::default() };
     let (app, proxy, direct) = behind_a_proxy(options).await;
-    let body = TestApp::report(app.card_holder(0), "card");
-    // A token the instance has seen, so the token check does not decide the answer.
+    let body = TestApp::report(app.card_holder(holder), "card");
     let (code, _) = app.get("/v1/rules/now", &app.operator).await;
     assert_eq!(code, StatusCode::OK);
+    (app, proxy, direct, body)
+}
+
+async fn postgres_cut_off_is_503_with_retry_after_and_stores_nothing() {
+    let (app, proxy, direct, body) = writing_behind_a_proxy(0).await;
     let before = direct.counts().await;
     proxy.cut();
     let response = app
@@ -92,11 +98,7 @@ async fn a_postgres_killed_and_restarted_within_the_write_deadline_is_invisible_
 }
 
 async fn a_database_that_hangs_is_answered_503_within_the_write_deadline_and_then_recovers() {
-    let options = TestOptions { write_deadline: Duration::from_millis(1_000), ..TestOptions::default() };
-    let (app, proxy, direct) = behind_a_proxy(options).await;
-    let body = TestApp::report(app.card_holder(2), "card");
-    let (code, _) = app.get("/v1/rules/now", &app.operator).await;
-    assert_eq!(code, StatusCode::OK);
+    let (app, proxy, direct, body) = writing_behind_a_proxy(2).await;
     proxy.stall();
     // The client's bound only keeps a broken server from hanging the test: the answer comes well before it.
     let request = app.client.post(format!("{}/v1/suspensions", app.base)).bearer_auth(&app.operator);

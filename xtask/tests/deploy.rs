@@ -144,8 +144,22 @@ fn the_compose_file_parses_and_uses_only_real_commands_flags_and_variables() {
     compose.apply_merge().unwrap();
     let services = compose["services"].as_mapping().unwrap();
     let names: BTreeSet<&str> = services.keys().filter_map(|k| k.as_str()).collect();
-    for wanted in ["postgres", "redis", "api-1", "api-2", "worker", "ca-sim", "prometheus", "grafana", "otel-collector"]
-    {
+    for wanted in [
+        "etcd",
+        "patroni1",
+        "patroni2",
+        "patroni3",
+        "haproxy",
+        "db-init",
+        "redis",
+        "api-1",
+        "api-2",
+        "worker",
+        "ca-sim",
+        "prometheus",
+        "grafana",
+        "otel-collector",
+    ] {
         assert!(names.contains(wanted), "compose has {wanted}");
     }
     let mut used = BTreeSet::new();
@@ -209,4 +223,39 @@ fn the_grafana_dashboards_are_valid_json_with_queries() {
             "{name}: every panel queries"
         );
     }
+}
+
+#[test]
+fn the_database_is_replicated_synchronously_wherever_it_is_deployed() {
+    // Patroni (compose, servers): synchronous mode, commits wait for the standby, timings that fit.
+    let patroni = yaml_documents("deploy/patroni/patroni.yml").remove(0);
+    let dcs = &patroni["bootstrap"]["dcs"];
+    assert_eq!(dcs["synchronous_mode"], Value::Bool(true));
+    assert_eq!(dcs["postgresql"]["parameters"]["synchronous_commit"].as_str(), Some("on"));
+    let seconds = |key: &str| dcs[key].as_u64().unwrap();
+    assert!(seconds("loop_wait") + 2 * seconds("retry_timeout") <= seconds("ttl"), "Patroni's rule for its timings");
+    // HAProxy routes to the node whose REST API says it is primary, and cuts sessions to one that stops being it.
+    let haproxy = read("deploy/haproxy/haproxy.cfg");
+    for wanted in ["option httpchk GET /primary", "http-check expect status 200", "on-marked-down shutdown-sessions"] {
+        assert!(haproxy.contains(wanted), "haproxy.cfg: {wanted}");
+    }
+    // Compose: three nodes, each named as its service, and the service reaching the primary through HAProxy.
+    let mut compose = yaml_documents("deploy/compose.yaml").remove(0);
+    compose.apply_merge().unwrap();
+    for node in ["patroni1", "patroni2", "patroni3"] {
+        let env = &compose["services"][node]["environment"];
+        assert_eq!(env["PATRONI_NAME"].as_str(), Some(node));
+        assert_eq!(env["PATRONI_POSTGRESQL_CONNECT_ADDRESS"].as_str(), Some(format!("{node}:5432").as_str()));
+        assert!(haproxy.contains(&format!("server {node} {node}:5432")), "HAProxy knows {node}");
+    }
+    let hotline = &compose["x-hotline"]["environment"];
+    assert!(hotline["HOTLINE_DATABASE_URL"].as_str().unwrap().contains("@haproxy:5432/"));
+    assert_eq!(hotline["HOTLINE_DATABASE_SYNCHRONOUS_STANDBY"].as_str(), Some("true"));
+    // Kubernetes: a CloudNativePG Cluster of three with one synchronous replica, reached by its -rw Service.
+    let cluster = yaml_documents("deploy/kubernetes/database-cluster.yaml").remove(0);
+    assert_eq!(cluster["kind"].as_str(), Some("Cluster"));
+    assert_eq!(cluster["spec"]["instances"].as_u64(), Some(3));
+    assert_eq!(cluster["spec"]["postgresql"]["synchronous"]["number"].as_u64(), Some(1));
+    let rw = format!("{}-rw", cluster["metadata"]["name"].as_str().unwrap());
+    assert!(read("deploy/kubernetes/configmap.yaml").contains(&format!("@{rw}:5432/")), "the Secret's URL names {rw}");
 }

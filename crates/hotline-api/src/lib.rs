@@ -46,7 +46,7 @@ use metrics::Metrics;
 use problem::Problem;
 use request_layer::RequestLayer;
 pub use routes::console::ConsoleSettings;
-pub use routes::health::{METRICS_CONTENT_TYPE, probes};
+pub use routes::health::{METRICS_CONTENT_TYPE, Probes, probes};
 pub use serving::serve;
 use status_service::StatusService;
 pub use tokens::TokenCache;

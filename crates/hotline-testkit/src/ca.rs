@@ -15,8 +15,10 @@ use crate::faults::{free_port, wait_listening};
 /// tests, so the README's test command builds every binary first.
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    // A test: target/<profile>/deps/<test> → target/<profile>/<name>; a
+    // binary (a load generator): target/<profile>/<bin> → beside it.
+    let dir = exe.parent().unwrap();
+    let profile_dir = if dir.ends_with("deps") { dir.parent().unwrap() } else { dir };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::{CaSimServer, RedisServer, TcpProxy, TestDb};
+use crate::{CaSimServer, RedisServer, TcpProxy};
 
 /// The PII key every process of a deployment uses.
 const PII_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -47,7 +47,8 @@ impl Process {
 
 pub struct Deployment {
     pub bin: PathBuf,
-    pub db: TestDb,
+    /// The database the service uses (through the proxy: `url`; directly: `direct_url`).
+    pub direct_url: String,
     /// Between every process of the service and the database.
     pub proxy: TcpProxy,
     pub redis: RedisServer,
@@ -64,13 +65,12 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// A database on the server at `admin_url` reached through a TCP proxy,
-    /// `holders` seeded, a token per role, and no process running yet.
-    pub async fn prepare(bin: &Path, admin_url: &str, holders: usize, settings: &[(&str, &str)]) -> Deployment {
-        let db = TestDb::postgres_at(admin_url).await;
-        let (host_port, target) = host_and_port(&db.url);
+    /// The service on `database_url` (a loopback server) reached through a
+    /// TCP proxy, `holders` seeded, a token per role, no process running yet.
+    pub async fn prepare(bin: &Path, database_url: &str, holders: usize, settings: &[(&str, &str)]) -> Deployment {
+        let (host_port, target) = host_and_port(database_url);
         let proxy = TcpProxy::start(target).await;
-        let url = db.url.replacen(&host_port, &proxy.addr.to_string(), 1);
+        let url = database_url.replacen(&host_port, &proxy.addr.to_string(), 1);
         let (redis, ca) = (RedisServer::start(), CaSimServer::start());
         let mut env: Vec<(String, String)> = [
             ("HOTLINE_DATABASE_URL", url.as_str()),
@@ -84,8 +84,9 @@ impl Deployment {
         .collect();
         env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let mut deployment = Deployment {
-            bin: bin.to_owned(),
-            db,
+            // Commands run in the deployment's own directory: the binary by its absolute path.
+            bin: std::path::absolute(bin).unwrap_or_else(|_| bin.to_owned()),
+            direct_url: database_url.to_owned(),
             proxy,
             redis,
             ca,
@@ -163,9 +164,9 @@ impl Deployment {
         value
     }
 
-    /// The test database's name.
+    /// The database's name.
     pub fn database(&self) -> &str {
-        self.db.url.rsplit('/').next().unwrap_or_default()
+        self.direct_url.rsplit('/').next().unwrap_or_default()
     }
 }
 

@@ -42,22 +42,54 @@ pub struct Answered {
     pub longest: Duration,
     /// When the call was acknowledged (since the drill began), if it was.
     pub acknowledged_at: Option<Duration>,
+    /// When its last attempt was sent (since the drill began).
+    pub last_sent_at: Duration,
+}
+
+/// How operators send their calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Operators {
+    /// Operators calling at once.
+    pub clients: usize,
+    /// An attempt answered `503` (or lost) is sent again with the same key until answered otherwise.
+    pub retry: bool,
+    /// Each operator takes a new call at most this often (a steady rate), or as soon as the last ends.
+    pub pace: Option<Duration>,
 }
 
 /// Sends `calls` from `clients` concurrent operators to `bases` in turn.
 /// With `retry`, an attempt answered `503` (or lost) is sent again with the
 /// same key until it is answered otherwise.
 pub async fn operators(bases: &[String], token: &str, calls: Vec<Call>, clients: usize, retry: bool) -> Vec<Answered> {
+    let how = Operators { clients, retry, pace: None };
+    operators_until(bases, token, calls, how, Arc::new(AtomicBool::new(false))).await
+}
+
+/// As [`operators`], sent as `how` says, and no new call is taken once `stop`
+/// is set (a call under way is finished).
+pub async fn operators_until(
+    bases: &[String],
+    token: &str,
+    calls: Vec<Call>,
+    how: Operators,
+    stop: Arc<AtomicBool>,
+) -> Vec<Answered> {
     let started = Instant::now();
     let queue = Arc::new(tokio::sync::Mutex::new(calls.into_iter().enumerate().collect::<Vec<_>>()));
     let client = reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build().unwrap_or_default();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (queue, client, bases, token) = (queue.clone(), client.clone(), bases.to_vec(), token.to_owned());
+    for _ in 0..how.clients {
+        let (queue, client, bases, token, stop) =
+            (queue.clone(), client.clone(), bases.to_vec(), token.to_owned(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut answered = Vec::new();
-            while let Some((i, call)) = queue.lock().await.pop() {
-                answered.push(one_call(&client, &bases, i, &token, call, retry, started).await);
+            while !stop.load(Ordering::Relaxed) {
+                let Some((i, call)) = queue.lock().await.pop() else { break };
+                let began = Instant::now();
+                answered.push(one_call(&client, &bases, i, &token, call, how.retry, started).await);
+                if let Some(pace) = how.pace {
+                    tokio::time::sleep(pace.saturating_sub(began.elapsed())).await;
+                }
             }
             answered
         }));
@@ -87,11 +119,13 @@ async fn one_call(
         errors: Vec::new(),
         longest: Duration::ZERO,
         acknowledged_at: None,
+        last_sent_at: Duration::ZERO,
     };
     loop {
         let base = &bases[(turn + answered.attempts as usize) % bases.len()];
         answered.attempts += 1;
         let began = Instant::now();
+        answered.last_sent_at = started.elapsed();
         let sent = client
             .post(format!("{base}/v1/suspensions"))
             .bearer_auth(token)

@@ -79,7 +79,7 @@ impl Assembly {
 /// What serves HTTP in this process.
 enum Serving {
     Api { listener: TcpListener, threads: usize, admin: Option<TcpListener>, state: AppState },
-    Probes { listener: TcpListener, router: axum::Router },
+    Probes { listener: TcpListener, probes: hotline_api::Probes },
 }
 
 /// The service, built and listening, not yet serving.
@@ -106,11 +106,11 @@ impl Application {
             let metrics = Arc::new(WorkerMetrics::new(&mut registry));
             let worker = ca::worker(config, store.clone(), metrics, WithoutCaUrl::Refuse).await?;
             tracing::info!(%addr, "worker metrics and health");
-            let router = hotline_api::probes(store, Arc::new(registry), config.timeouts().ready_probe);
+            let probes = hotline_api::probes(store, Arc::new(registry), config.timeouts().ready_probe);
             return Ok(Application {
                 addr,
                 state: None,
-                serving: Serving::Probes { listener, router },
+                serving: Serving::Probes { listener, probes },
                 worker: Some(worker),
                 background,
             });
@@ -218,9 +218,7 @@ impl Application {
             Serving::Api { listener, threads, admin, state } => {
                 tokio::spawn(async move { hotline_api::serve(listener, threads, admin, state, stopped).await })
             }
-            Serving::Probes { listener, router } => {
-                tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
-            }
+            Serving::Probes { listener, probes } => tokio::spawn(probes.serve(listener, stopped)),
         };
         let stop_worker = Arc::new(Notify::new());
         let worker = worker.map(|worker| {

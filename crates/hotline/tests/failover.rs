@@ -35,11 +35,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_hotline");
 /// A deployment of two API instances and a worker on `cluster`, `holders` seeded.
 async fn deploy(cluster: &PatroniCluster, holders: usize) -> Deployment {
     let settings = [("HOTLINE_DATABASE_SYNCHRONOUS_STANDBY", "true"), ("HOTLINE_WORKER_POLL_MS", "50")];
-    let mut deployment = Deployment::prepare(std::path::Path::new(BIN), &cluster.url(), holders, &settings).await;
+    let database = cluster.create_service_database().await;
+    let mut deployment = Deployment::prepare(std::path::Path::new(BIN), &database, holders, &settings).await;
     for _ in 0..2 {
         deployment.start_api(&[]).await;
     }
     deployment.start_worker().await;
+    // Durable on two servers, and the service says so (as its own role, which may read the replication state).
+    let metrics = reqwest::get(format!("{}/metrics", deployment.bases()[0])).await.unwrap().text().await.unwrap();
+    for line in ["hotline_db_synchronous_standbys 1", "hotline_db_synchronous_standby_required 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
     deployment
 }
 
@@ -332,7 +338,7 @@ async fn a_network_cut_between_an_instance_and_the_database(
     caller: &Value,
 ) {
     let proxy = hotline_testkit::TcpProxy::start(format!("127.0.0.1:{}", cluster.port).parse().unwrap()).await;
-    let url = cluster.url_of(deployment.database()).replace(&format!("127.0.0.1:{}", cluster.port), &proxy.addr.to_string());
+    let url = deployment.direct_url.replace(&format!("127.0.0.1:{}", cluster.port), &proxy.addr.to_string());
     // Its own cache prefix: the shared cache under the deployment's prefix is kept fresh by the
     // instances that still reach the database, and would rightly answer as fresh.
     let settings = [

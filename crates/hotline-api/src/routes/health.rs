@@ -108,9 +108,28 @@ async fn readiness(store: &Store, bound: std::time::Duration) -> Result<JsonAnsw
     }
 }
 
-/// `/healthz`, `/readyz` (the database answers) and `/metrics` (`registry`),
-/// for a process that serves no API.
-pub fn probes(store: Store, registry: Arc<Registry>, ready_probe: std::time::Duration) -> Router {
+/// `/healthz`, `/readyz` (the database answers) and `/metrics`, for a process
+/// that serves no API (the CA sync worker on its own).
+pub struct Probes(Router);
+
+impl Probes {
+    /// Serves them on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.0).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// The probes of a process that serves no API: its database for `/readyz`,
+/// its metrics `registry` for `/metrics`.
+pub fn probes(store: Store, registry: Arc<Registry>, ready_probe: std::time::Duration) -> Probes {
+    Probes(probe_routes(store, registry, ready_probe))
+}
+
+fn probe_routes(store: Store, registry: Arc<Registry>, ready_probe: std::time::Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(move || async move { readiness(&store, ready_probe).await }))

@@ -94,13 +94,23 @@ pub(super) fn haproxy(port: u16, nodes: &[NodeSpec<'_>]) -> String {
         } else if trimmed.starts_with("default-server ") {
             let kept: Vec<&str> = trimmed.split(" resolvers ").next().unwrap_or(trimmed).split_whitespace().collect();
             out.push_str(&format!("  {}\n", kept.join(" ")));
-        } else if trimmed.starts_with("server ") {
+        } else if let Some(server) = trimmed.strip_prefix("server ") {
             if !servers_written {
+                // The deployment's options for every node, its address and check port changed.
+                let options: Vec<&str> = server.split_whitespace().skip(2).collect();
                 for n in nodes {
-                    out.push_str(&format!(
-                        "  server {} 127.0.0.1:{} maxconn 300 check port {}\n",
-                        n.name, n.pg_port, n.api_port
-                    ));
+                    let mut line = format!("  server {} 127.0.0.1:{}", n.name, n.pg_port);
+                    let mut tokens = options.iter();
+                    while let Some(token) = tokens.next() {
+                        line.push(' ');
+                        line.push_str(token);
+                        if *token == "port" {
+                            tokens.next();
+                            line.push_str(&format!(" {}", n.api_port));
+                        }
+                    }
+                    out.push_str(&line);
+                    out.push('\n');
                 }
                 servers_written = true;
             }

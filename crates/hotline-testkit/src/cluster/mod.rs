@@ -101,6 +101,20 @@ impl PatroniCluster {
         format!("postgres://postgres:{}@127.0.0.1:{}/{database}", config::PASSWORD, self.node(name).pg_port)
     }
 
+    /// The service's role and database, made as a deployment makes them
+    /// (`deploy/patroni/create-database.sql` through HAProxy, as the
+    /// superuser); the URL the service connects with, as that role.
+    pub async fn create_service_database(&self) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/patroni/create-database.sql");
+        let out = tokio::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url(), "-f", script])
+            .output()
+            .await
+            .expect("psql (Debian package postgresql-client)");
+        assert!(out.status.success(), "create-database.sql: {}", String::from_utf8_lossy(&out.stderr));
+        format!("postgres://hotline:hotline@127.0.0.1:{}/hotline", self.port)
+    }
+
     /// The nodes' names.
     pub fn names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
