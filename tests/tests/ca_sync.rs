@@ -282,6 +282,7 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
     let dead = registry.store.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].last_error.as_deref().unwrap().contains("not_on_hold"), "{dead:?}");
+    registry.seal().await;
     let audited: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE action = 'outbox.dead_lettered' AND subject = 'poison-1'",
     )

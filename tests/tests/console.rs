@@ -231,6 +231,7 @@ async fn a_mistyped_check_digit_sends_nothing_and_an_unknown_holder_is_said_plai
     assert!(said.contains("Check both with the caller"), "{said}");
     assert!(!browser.visible("#report-form").await, "nothing to suspend is offered");
     browser.shot("unknown-holder").await;
+    app.wait_sealed().await;
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'holder.identified'")
         .fetch_one(app.store.pool())
         .await

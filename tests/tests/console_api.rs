@@ -19,6 +19,7 @@ fn identification(app: &TestApp, holder: usize) -> Value {
 }
 
 async fn audit_actions(app: &TestApp, action: &str) -> Vec<(String, String, String)> {
+    app.wait_sealed().await;
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT actor, subject, details FROM audit_log WHERE action = $1 ORDER BY seq")
             .bind(action)

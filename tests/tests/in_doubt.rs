@@ -72,6 +72,7 @@ fn suspend_in_background(app: &TestApp, key: &str) -> tokio::task::JoinHandle<(S
 
 /// One suspension, its two outbox events and its one audit record: nothing twice, nothing missing.
 async fn exactly_one_suspension(app: &TestApp) {
+    app.wait_sealed().await;
     let count =
         |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(app.store.pool()).await.unwrap() };
     assert_eq!(count("SELECT COUNT(*) FROM suspensions").await, 1);

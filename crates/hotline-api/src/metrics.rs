@@ -47,6 +47,9 @@ pub struct Metrics {
     pub db_synchronous_standbys: Gauge,
     /// 1 when this deployment requires a synchronous standby (`database_synchronous_standby`).
     pub db_synchronous_standby_required: Gauge,
+    /// Audit records committed and not chained yet, and the age of the oldest (s); set at each scrape.
+    pub audit_unsealed: Gauge,
+    pub audit_unsealed_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Always 1; the labels say which reception rule set and mode are in force now.
     pub rules_info: Family<[(&'static str, String); 2], Gauge>,
     /// Plain running totals for the status page's plots.
@@ -153,6 +156,18 @@ impl Metrics {
             "1 when the deployment requires a synchronous standby (HOTLINE_DATABASE_SYNCHRONOUS_STANDBY)",
             db_synchronous_standby_required.clone(),
         );
+        let audit_unsealed = Gauge::default();
+        registry.register(
+            "audit_unsealed",
+            "Audit records committed but not yet chained by the sealer (with their status changes, not yet in the stream)",
+            audit_unsealed.clone(),
+        );
+        let audit_unsealed_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "audit_unsealed_oldest_seconds",
+            "Age of the oldest audit record waiting to be sealed (0 when none waits); -1 when it cannot be read",
+            audit_unsealed_oldest_seconds.clone(),
+        );
         let rules_info = Family::<[(&'static str, String); 2], Gauge>::default();
         registry.register(
             "rules_info",
@@ -170,6 +185,8 @@ impl Metrics {
             write_outages,
             db_synchronous_standbys,
             db_synchronous_standby_required,
+            audit_unsealed,
+            audit_unsealed_oldest_seconds,
             rules_info,
             cache_lag_seconds,
             http_requests,

@@ -64,12 +64,10 @@ impl CacheSync {
     pub async fn follow(&self) -> anyhow::Result<Option<i64>> {
         for _ in 0..10_000 {
             let Some(marker) = self.cache.marker().await? else { return Ok(None) };
-            // Read the time first: every change committed before it is in what the query returns.
-            let read_at = Utc::now();
-            let changes = self.store.status_changes_after(marker.position, BATCH).await?;
-            let complete = (changes.len() as i64) < BATCH;
-            let to = changes.last().map_or(marker.position, |c| c.position);
-            match self.cache.apply(marker.position, &changes, to, complete.then_some(read_at)).await? {
+            // The window says how complete it is: as of when every change committed before is in it.
+            let window = self.store.status_changes_after(marker.position, BATCH).await?;
+            let complete = window.complete_as_of.is_some();
+            match self.cache.apply(marker.position, &window.changes, window.to, window.complete_as_of).await? {
                 Applied::Advanced { position } if complete => return Ok(Some(position)),
                 // More to read, or someone else moved the marker: read again from it.
                 Applied::Advanced { .. } | Applied::Gap { .. } => continue,

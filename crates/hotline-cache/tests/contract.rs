@@ -125,10 +125,13 @@ async fn readers_never_see_a_half_built_generation(kind: Kind) {
 async fn the_sync_builds_then_follows_a_postgres_store(kind: Kind) {
     let registry = Registry::new(Backend::Postgres, 12).await;
     let first = registry.suspend_card(0).await;
+    registry.seal().await;
     let c = cache(kind);
     let sync = CacheSync::new(registry.store.clone(), c.clone());
     assert_eq!(sync.step().await.unwrap(), SyncOutcome::Rebuilt { position: 2, entries: 2 });
     let second = registry.suspend_card(1).await;
+    assert_eq!(sync.step().await.unwrap(), SyncOutcome::UpToDate { position: 2 }, "committed, not sealed yet");
+    registry.seal().await;
     assert_eq!(sync.step().await.unwrap(), SyncOutcome::UpToDate { position: 4 });
     for view in [&first, &second] {
         let keys: Vec<_> = view.certificates.iter().map(|c| key(&c.issuer, &c.serial)).collect();
@@ -154,6 +157,7 @@ async fn a_rebuild_racing_suspensions_on_postgres_loses_nothing(kind: Kind) {
     for i in 0..20 {
         registry.suspend_card(i).await;
     }
+    registry.seal().await;
     let c = cache(kind);
     // Pages of 7 entries: the 40 held before and the 80 held during the rebuild span many pages,
     // so a suspension lands before, inside and after the page being read.
@@ -162,11 +166,16 @@ async fn a_rebuild_racing_suspensions_on_postgres_loses_nothing(kind: Kind) {
         let mut views = Vec::new();
         for i in 20..60 {
             views.push(registry.suspend_card(i).await);
+            // Sealed now and then, so positions are given before, inside and after the page being read.
+            if i % 3 == 0 {
+                registry.seal().await;
+            }
         }
         views
     };
     let (views, rebuilt) = futures::join!(suspensions, sync.rebuild(|_| {}));
     rebuilt.unwrap();
+    registry.seal().await;
     sync.step().await.unwrap();
     let keys: Vec<_> = views.iter().flat_map(|v| v.certificates.iter().map(|c| key(&c.issuer, &c.serial))).collect();
     let Lookup::Known { entries, marker } = c.lookup(&keys).await.unwrap() else { panic!("cold") };

@@ -1,17 +1,18 @@
-//! The append-only, hash-chained audit log.
+//! The append-only, hash-chained audit log, and the stream of status changes
+//! that comes with it.
 //!
-//! Appends lock the single `audit_head` row, so records get consecutive
-//! sequence numbers and each one chains to the one committed before it, even
-//! under concurrent transactions. The append is the last write of a
-//! transaction, to hold that lock as briefly as possible.
+//! A transaction appends its record and its changes unsealed
+//! (`audit_pending`, `status_changes_pending`), as ordinary inserts that take
+//! no lock anyone else waits for, so commits no longer queue behind one row.
+//! The sealer ([`crate::sealer`]) chains them after commit.
 
 use hotline_core::audit::{AuditFields, GENESIS, chain_hash};
 use sqlx::{Any, Row, Transaction};
 
 use crate::Store;
-use crate::rows::text;
+use crate::rows::{opt_instant, text};
 
-/// A certificate's new status, to be given a stream position by [`append`].
+/// A certificate's new status, to be given a stream position when it is sealed.
 #[derive(Debug, Clone)]
 pub(crate) struct NewStatusChange {
     pub issuer: String,
@@ -30,17 +31,13 @@ pub struct AuditEntry<'a> {
     pub details: String,
 }
 
-/// Appends one audit record and the status changes it covers.
-///
-/// Incrementing the head both locks it (until commit) and allocates the
-/// record's sequence number and the changes' stream positions; the head still
-/// holds the previous record's hash. Because the lock is held until commit,
-/// records and changes commit in the order of their numbers.
+/// Appends one audit record and the status changes it covers, unsealed, in
+/// the caller's transaction: they commit with it or not at all.
 pub(crate) async fn append(
     tx: &mut Transaction<'static, Any>,
     entry: &AuditEntry<'_>,
     changes: &[NewStatusChange],
-) -> crate::Result<i64> {
+) -> crate::Result<()> {
     append_on::<Any>(&mut **tx, entry, changes).await
 }
 
@@ -50,101 +47,44 @@ pub(crate) async fn append_on<DB>(
     conn: &mut DB::Connection,
     entry: &AuditEntry<'_>,
     changes: &[NewStatusChange],
-) -> crate::Result<i64>
+) -> crate::Result<()>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::ColumnIndex<DB::Row>,
 {
-    let head = reserve::<DB>(conn, changes.len() as i64).await?;
-    for (position, change) in (head.first_position..).zip(changes) {
-        sqlx::query::<DB>(
-            "INSERT INTO status_changes (position, issuer, serial, status, reason, since) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(position)
-        .bind(change.issuer.as_str())
-        .bind(change.serial.as_str())
-        .bind(change.status.as_str())
-        .bind(change.reason.map(|r| r.as_str()))
+    sqlx::query::<DB>("INSERT INTO audit_pending (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5)")
         .bind(entry.at)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.subject)
+        .bind(entry.details.as_str())
         .execute(&mut *conn)
         .await?;
+    if changes.is_empty() {
+        return Ok(());
     }
-    seal::<DB>(conn, &head, entry).await
-}
-
-/// The head taken for one record: its sequence number, the hash it chains
-/// from, and the first of the stream positions reserved for its changes.
-pub(crate) struct Reserved {
-    seq: i64,
-    prev_hash: String,
-    pub first_position: i64,
-}
-
-/// Takes the head (locked until commit) for one record covering `changes` status changes.
-pub(crate) async fn reserve<DB>(conn: &mut DB::Connection, changes: i64) -> crate::Result<Reserved>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::ColumnIndex<DB::Row>,
-{
-    let head = sqlx::query::<DB>(
-        "UPDATE audit_head SET seq = seq + 1, change_position = change_position + $1 WHERE id = 1
-         RETURNING seq, hash, change_position",
-    )
-    .bind(changes)
-    .fetch_one(&mut *conn)
-    .await?;
-    let last_position: i64 = head.try_get("change_position")?;
-    Ok(Reserved {
-        seq: head.try_get("seq")?,
-        prev_hash: head.try_get("hash")?,
-        first_position: last_position - changes + 1,
-    })
-}
-
-/// Appends the record the head was taken for, chained to the one before.
-pub(crate) async fn seal<DB>(conn: &mut DB::Connection, head: &Reserved, entry: &AuditEntry<'_>) -> crate::Result<i64>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    let fields = AuditFields {
-        seq: head.seq,
-        at: entry.at,
-        actor: entry.actor,
-        action: entry.action,
-        subject: entry.subject,
-        details: &entry.details,
-    };
-    let hash = chain_hash(&head.prev_hash, &fields);
-    sqlx::query::<DB>(
-        "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(head.seq)
-    .bind(entry.at)
-    .bind(entry.actor)
-    .bind(entry.action)
-    .bind(entry.subject)
-    .bind(entry.details.as_str())
-    .bind(head.prev_hash.as_str())
-    .bind(hash.as_str())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash.as_str()).execute(&mut *conn).await?;
-    Ok(head.seq)
+    // One statement for every change: a card's two certificates are one round trip.
+    let values: Vec<String> = (0..changes.len())
+        .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
+        .collect();
+    let sql = format!(
+        "INSERT INTO status_changes_pending (issuer, serial, status, reason, since) VALUES {}",
+        values.join(", ")
+    );
+    let mut insert = sqlx::query::<DB>(&sql);
+    for change in changes {
+        insert = insert
+            .bind(change.issuer.as_str())
+            .bind(change.serial.as_str())
+            .bind(change.status.as_str())
+            .bind(change.reason.map(|r| r.as_str()))
+            .bind(entry.at);
+    }
+    insert.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The first place where the chain does not hold.
@@ -155,18 +95,37 @@ pub struct AuditBreak {
     pub problem: String,
 }
 
-/// The outcome of a verification: how many records were checked, and the first break.
+/// The outcome of a verification: how many sealed records were checked, the
+/// first break, and the records still waiting to be sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditReport {
     pub records: i64,
     pub first_break: Option<AuditBreak>,
+    /// Records committed but not chained yet.
+    pub unsealed: i64,
+    /// When the oldest of them was recorded.
+    pub oldest_unsealed: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 const PAGE: i64 = 5_000;
 
 impl Store {
-    /// Walks the whole chain in order and recomputes every hash.
+    /// Walks the whole sealed chain in order and recomputes every hash; counts
+    /// the records that wait to be sealed.
     pub async fn verify_audit(&self) -> crate::Result<AuditReport> {
+        let (unsealed, oldest_unsealed) = self.unsealed_audit().await?;
+        let report = self.verify_sealed_chain().await?;
+        Ok(AuditReport { unsealed, oldest_unsealed, ..report })
+    }
+
+    /// How many audit records wait to be sealed, and when the oldest was recorded.
+    pub async fn unsealed_audit(&self) -> crate::Result<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM audit_pending").fetch_one(self.pool()).await?;
+        Ok((row.try_get("n")?, opt_instant(&row, "oldest")?))
+    }
+
+    async fn verify_sealed_chain(&self) -> crate::Result<AuditReport> {
         let mut expected_seq = 1i64;
         let mut prev = GENESIS.to_owned();
         loop {
@@ -184,6 +143,8 @@ impl Store {
                     Ok(AuditReport {
                         records: expected_seq - 1,
                         first_break: Some(AuditBreak { seq: expected_seq, problem }),
+                        unsealed: 0,
+                        oldest_unsealed: None,
                     })
                 };
                 if seq != expected_seq {
@@ -224,8 +185,10 @@ impl Store {
                         "the chain ends at record {checked} but its head says {head_seq}: records were removed"
                     ),
                 }),
+                unsealed: 0,
+                oldest_unsealed: None,
             });
         }
-        Ok(AuditReport { records: checked, first_break: None })
+        Ok(AuditReport { records: checked, first_break: None, unsealed: 0, oldest_unsealed: None })
     }
 }

@@ -2,13 +2,21 @@
 //! what changed after a position, where the stream ends, and a consistent
 //! snapshot of every certificate that is not good, with the position it
 //! reflects.
+//!
+//! Positions are given by the sealer after commit ([`crate::sealer`]), so a
+//! follower never skips a change that commits late. A window of the stream
+//! says which certificates changed; each is read as it is now, not as the
+//! change left it, so reading a change again (after a rebuild, or by two
+//! followers) never puts back an older state, and the order of two
+//! certificates' changes within a window does not matter.
 
+use chrono::{DateTime, Utc};
 use hotline_core::{IssuerId, Serial, StatusRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::reconcile::NOT_GOOD;
-use crate::rows::{issuer, serial, status_record};
+use crate::rows::{instant, issuer, opt_text, serial, status_record};
 use crate::{Backend, Store};
 
 /// A certificate's status as of a stream position.
@@ -47,18 +55,65 @@ pub(crate) fn snapshot_page() -> String {
     )
 }
 
+/// The certificates changed at positions after `$1`, up to `$2`, at most
+/// `$3` positions, each as it is now: the stream's primary key in order, and
+/// the certificates' (issuer, serial) key for each.
+pub(crate) const STREAM_WINDOW: &str = "SELECT w.position, c.issuer, c.serial, c.status, c.reason, c.since
+   FROM (SELECT position, issuer, serial FROM status_changes
+          WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3) w
+   LEFT JOIN certificates c ON c.issuer = w.issuer AND c.serial = w.serial
+  ORDER BY w.position";
+
+/// What a follower read after its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeWindow {
+    /// The certificates changed at positions after the follower's, in order
+    /// of position, each with its status now.
+    pub changes: Vec<StatusChange>,
+    /// The position the window ends at: the sealed head when it is complete.
+    pub to: i64,
+    /// When the window reaches the head: the instant every change committed
+    /// before is in the stream up to `to`.
+    pub complete_as_of: Option<DateTime<Utc>>,
+}
+
 impl Store {
-    /// Changes with positions after `position`, in order, at most `limit`.
-    pub async fn status_changes_after(&self, position: i64, limit: i64) -> crate::Result<Vec<StatusChange>> {
-        let rows = sqlx::query(
-            "SELECT position, issuer, serial, status, reason, since FROM status_changes
-              WHERE position > $1 ORDER BY position LIMIT $2",
+    /// The certificates changed at positions after `position` (at most
+    /// `limit` positions), as they are now, and how complete that is.
+    pub async fn status_changes_after(&self, position: i64, limit: i64) -> crate::Result<ChangeWindow> {
+        // Read the time first: what is committed before it is either sealed
+        // by now (up to the head read next) or still waiting, which the same
+        // statement sees.
+        let read_at = Utc::now();
+        let head = sqlx::query(
+            "SELECT change_position, sealed_as_of,
+                    CASE WHEN EXISTS (SELECT 1 FROM status_changes_pending) THEN 1 ELSE 0 END AS waiting
+               FROM audit_head WHERE id = 1",
         )
-        .bind(position)
-        .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_one(self.pool())
         .await?;
-        rows.iter().map(|r| change(r, None)).collect()
+        let (head_position, waiting): (i64, i64) = (head.try_get("change_position")?, head.try_get("waiting")?);
+        // Nothing waiting: everything committed before the read is sealed. Otherwise as far as the sealer got.
+        let complete_as_of = if waiting == 0 { read_at } else { instant(&head, "sealed_as_of")? };
+        let rows =
+            sqlx::query(STREAM_WINDOW).bind(position).bind(head_position).bind(limit).fetch_all(self.pool()).await?;
+        let complete = (rows.len() as i64) < limit;
+        let last = match rows.last() {
+            Some(row) => row.try_get("position")?,
+            None => position,
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // A change of a certificate the registry no longer holds is nothing to apply.
+            if opt_text(row, "issuer")?.is_some() {
+                changes.push(change(row, None)?);
+            }
+        }
+        Ok(ChangeWindow {
+            changes,
+            to: if complete { head_position.max(position) } else { last },
+            complete_as_of: complete.then_some(complete_as_of),
+        })
     }
 
     /// The position of the last committed change (0 before the first).

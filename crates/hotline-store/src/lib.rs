@@ -25,6 +25,7 @@ mod registry_copy;
 mod release;
 mod replication;
 mod rows;
+mod sealer;
 mod sessions;
 mod status;
 mod suspend;
@@ -35,7 +36,7 @@ mod views;
 use sqlx::AnyPool;
 
 pub use audit::{AuditBreak, AuditEntry, AuditReport};
-pub use changes::StatusChange;
+pub use changes::{ChangeWindow, StatusChange};
 pub use connect::ACQUIRE_TIMEOUT;
 pub use delivery::{DeadLetter, Leased, OutboxEvent, OutboxSummary, UnreadableEvent};
 pub use error::{Error, Outage, Result};
@@ -52,6 +53,7 @@ pub use registry::{NewCertificate, NewHolder, NewSmartphone};
 pub use release::{Release, ReleaseOutcome};
 pub use replication::Replication;
 pub use rows::{format_instant, parse_instant};
+pub use sealer::{SealBatch, SealState, Sealed, Sealer};
 pub use suspend::{NewSuspension, SuspendOutcome};
 pub use tokens::{TokenRecord, hash_secret, secret_digest};
 pub use views::{CertificateView, SuspensionView};
@@ -175,6 +177,8 @@ pub const TABLES: &[&str] = &[
     "idempotency",
     "audit_log",
     "audit_head",
+    "audit_pending",
+    "status_changes_pending",
     "status_changes",
     "console_sessions",
 ];

@@ -71,6 +71,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0009_covering_snapshot.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0009_covering_snapshot.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sealed_after_commit",
+        postgres: include_str!("../../../migrations/postgres/0010_sealed_after_commit.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0010_sealed_after_commit.sql"),
+    },
 ];
 
 impl Store {

@@ -22,6 +22,8 @@ pub enum ScaledQuery {
     DeadLetters,
     /// The serials of an issuer still on their way to the CA, or delivered lately.
     InFlight,
+    /// A follower's window of the change stream, each certificate read as it is now.
+    StreamWindow,
 }
 
 enum Arg {
@@ -42,6 +44,9 @@ impl ScaledQuery {
             Self::OutboxBacklog => (delivery::backlog(), vec![]),
             Self::DeadLetters => (delivery::latest_dead(), vec![Arg::Int(20)]),
             Self::InFlight => (reconcile::in_flight(), vec![Arg::Text("jpki-auth"), Arg::Text(NOW)]),
+            Self::StreamWindow => {
+                (changes::STREAM_WINDOW.to_owned(), vec![Arg::Int(0), Arg::Int(1_000_000), Arg::Int(1000)])
+            }
         }
     }
 }

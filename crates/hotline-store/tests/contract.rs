@@ -73,10 +73,12 @@ async fn a_suspension_commits_everything_together(backend: Backend) {
             delta("suspensions"),
             delta("suspension_certificates"),
             delta("outbox"),
-            delta("audit_log"),
+            delta("audit_pending"),
+            delta("status_changes_pending"),
             delta("idempotency")
         ),
-        (1, 2, 2, 1, 1)
+        (1, 2, 2, 1, 2, 1),
+        "the audit record and the stream's changes commit with the suspension, to be sealed after"
     );
     for c in &f.holders[5].card {
         assert_eq!(f.status(&c.issuer, &c.serial).await, CertificateStatus::Suspended);
@@ -139,7 +141,7 @@ async fn sixteen_concurrent_identical_requests_make_one_suspension(backend: Back
     assert_eq!((created, replays), (1, 15), "{outcomes:?}");
     assert_eq!(f.count("suspensions").await, 1);
     assert_eq!(f.count("outbox").await, 2);
-    assert_eq!(f.count("audit_log").await, 1);
+    assert_eq!(f.count("audit_pending").await, 1);
 }
 
 async fn concurrent_reports_of_one_card_under_different_keys_hold_it_once(backend: Backend) {
@@ -280,7 +282,10 @@ async fn three_audited_suspensions(backend: Backend) -> Fixture {
         assert!(matches!(f.suspend(&f.report(holder, Item::Card, &format!("k{i}"))).await, SuspendOutcome::Created(_)));
     }
     let report = f.store.verify_audit().await.unwrap();
-    assert_eq!((report.records, report.first_break), (3, None));
+    assert_eq!((report.records, report.unsealed), (0, 3), "committed, not chained yet");
+    f.seal().await;
+    let report = f.store.verify_audit().await.unwrap();
+    assert_eq!((report.records, report.first_break, report.unsealed), (3, None, 0));
     f
 }
 
@@ -325,17 +330,19 @@ async fn status_changes_form_a_gap_free_ordered_stream(backend: Backend) {
     let released = first.unwrap();
     let ok = |_: &_| Ok(SavedResponse { status_code: 200, body: String::new() });
     assert!(matches!(f.store.release(&f.release(&released.id, "r"), ok).await.unwrap(), ReleaseOutcome::Released(_)));
-    let changes = f.store.status_changes_after(0, 1000).await.unwrap();
-    let positions: Vec<i64> = changes.iter().map(|c| c.position).collect();
+    assert!(f.store.status_changes_after(0, 1000).await.unwrap().changes.is_empty(), "nothing sealed yet");
+    assert_eq!(f.seal().await, 14);
+    let window = f.store.status_changes_after(0, 1000).await.unwrap();
+    let positions: Vec<i64> = window.changes.iter().map(|c| c.position).collect();
     assert_eq!(positions, (1..=14).collect::<Vec<_>>(), "six card suspensions and one release: 14 changes, no gaps");
+    assert_eq!((window.to, window.complete_as_of.is_some()), (14, true));
     assert_eq!(f.store.status_head().await.unwrap(), 14);
-    assert_eq!(f.store.status_changes_after(12, 1000).await.unwrap().len(), 2);
-    assert_eq!(f.store.status_changes_after(0, 5).await.unwrap().len(), 5);
-    // The last change of each serial is its status now.
-    for c in &changes {
-        if changes.iter().rfind(|d| d.serial == c.serial) == Some(c) {
-            assert_eq!(f.status(c.issuer.as_str(), &c.serial).await, c.record.status);
-        }
+    assert_eq!(f.store.status_changes_after(12, 1000).await.unwrap().changes.len(), 2);
+    let partial = f.store.status_changes_after(0, 5).await.unwrap();
+    assert_eq!((partial.changes.len(), partial.to, partial.complete_as_of), (5, 5, None));
+    // Each changed certificate is read as it is now, whichever of its changes names it.
+    for c in &window.changes {
+        assert_eq!(f.status(c.issuer.as_str(), &c.serial).await, c.record.status);
     }
 }
 
@@ -344,6 +351,7 @@ async fn the_snapshot_lists_every_certificate_not_good_at_one_position(backend: 
     for h in [4, 5, 6] {
         assert!(matches!(f.suspend(&f.report(h, Item::Card, &format!("k{h}"))).await, SuspendOutcome::Created(_)));
     }
+    f.seal().await;
     let (pages, mut received) = tokio::sync::mpsc::channel(16);
     let position = f.store.status_snapshot(4, pages).await.unwrap();
     let mut seen = Vec::new();
@@ -417,6 +425,35 @@ async fn an_issuers_certificates_not_good_come_in_pages_that_end_at_the_issuer(b
     }
 }
 
+/// A follower's window reads the stream from its position by the stream's
+/// key, and each changed certificate by the certificates' (issuer, serial)
+/// key: never the stream's history, never the registry.
+async fn a_stream_window_reads_from_its_position_and_each_certificate_by_its_key(backend: Backend) {
+    let f = fixture(backend).await;
+    let plan = f.store.plan_of(hotline_store::ScaledQuery::StreamWindow).await.unwrap().join("\n");
+    match backend {
+        Backend::Postgres => {
+            assert!(plan.contains("Index Scan using status_changes_pkey on status_changes"), "{plan}");
+            assert!(plan.contains(r#"Index Cond: (("position" > "#), "from the follower's position: {plan}");
+            assert!(
+                plan.contains("using certificates_issuer_serial_key on certificates c")
+                    && plan.contains(
+                        "Index Cond: ((issuer = status_changes.issuer) AND (serial = status_changes.serial))"
+                    ),
+                "each certificate by its key (the two sides compare alike): {plan}"
+            );
+            assert!(!plan.contains("Seq Scan"), "{plan}");
+        }
+        Backend::Sqlite => {
+            assert!(plan.contains("SEARCH status_changes USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "{plan}");
+            assert!(
+                plan.contains("SEARCH c USING INDEX sqlite_autoindex_certificates_1 (issuer=? AND serial=?)"),
+                "{plan}"
+            );
+        }
+    }
+}
+
 /// The outbox keeps every event it delivered; at national scale that is
 /// tens of millions of rows against a backlog of a few. What the worker and
 /// on-call ask every few seconds must be read from the indexes of the
@@ -478,6 +515,7 @@ async fn outbox_queries_read_the_backlog_never_the_history(backend: Backend) {
 
 both_backends!(
     a_snapshot_page_seeks_to_its_key_instead_of_filtering,
+    a_stream_window_reads_from_its_position_and_each_certificate_by_its_key,
     outbox_queries_read_the_backlog_never_the_history,
     an_issuers_certificates_not_good_come_in_pages_that_end_at_the_issuer,
     a_suspension_commits_everything_together,

@@ -275,6 +275,19 @@ impl TestApp {
         panic!("the cache never became complete and fresh");
     }
 
+    /// Waits (up to 10 s) until every committed audit record and status change
+    /// is sealed: the running instances' sealer, or a command's, chains them
+    /// within moments of their commit.
+    pub async fn wait_sealed(&self) {
+        for _ in 0..500 {
+            if !self.store.seal_state().await.unwrap().waiting {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("records or changes were left unsealed");
+    }
+
     /// The test clock's current instant.
     pub fn clock_now(&self) -> DateTime<Utc> {
         hotline_api::Clock::now(self.clock.as_ref())
@@ -341,8 +354,10 @@ impl TestApp {
         (status, value)
     }
 
-    /// Row counts of every table.
+    /// Row counts of every table, once everything committed is sealed (so
+    /// the sealer moving rows from the pending tables does not count as a change).
     pub async fn counts(&self) -> Vec<(&'static str, i64)> {
+        self.wait_sealed().await;
         self.store.table_counts().await.unwrap()
     }
 

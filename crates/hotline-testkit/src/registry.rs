@@ -17,6 +17,8 @@ pub struct Registry {
     pub operator: String,
     pub clerk: String,
     pub db: TestDb,
+    /// Seals for the tests, as a serving process's sealer would.
+    sealer: hotline_store::Sealer,
 }
 
 /// Saves the suspension's reference as the answer, so a replay can be compared.
@@ -41,7 +43,13 @@ impl Registry {
         assert_eq!(store.insert_holders(&rows, day_instant()).await.unwrap(), holders.len());
         let operator = store.create_token(Role::Operator, "op").await.unwrap().0.id;
         let clerk = store.create_token(Role::Clerk, "clerk").await.unwrap().0.id;
-        Registry { store, key, holders, operator, clerk, db }
+        let sealer = hotline_store::Sealer::new(store.clone(), std::time::Duration::from_secs(5));
+        Registry { store, key, holders, operator, clerk, db, sealer }
+    }
+
+    /// Seals every record and change committed so far (as the service's sealer would); how many changes.
+    pub async fn seal(&self) -> u64 {
+        self.sealer.seal_all().await.unwrap()
     }
 
     /// A daytime report of `item` for holder `holder`, under Idempotency-Key `key`.

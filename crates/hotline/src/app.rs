@@ -17,6 +17,7 @@ use hotline_api::ocsp::provision::{Sources, keep_current, provision};
 use hotline_api::status_service::StatusService;
 use hotline_api::{AppState, Clock, Services, SystemClock};
 use hotline_cache::{NearCache, RevocationCache};
+use hotline_store::Sealer;
 use hotline_worker::{Worker, WorkerMetrics};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -88,7 +89,9 @@ pub struct Application {
     state: Option<AppState>,
     serving: Serving,
     worker: Option<Worker>,
-    /// The cache's sync loops: stopped (aborted) when the application is dropped.
+    /// This process's sealer: its lease is given up when the process stops.
+    sealer: Arc<Sealer>,
+    /// The cache's sync loops and the sealer's: stopped (aborted) when the application is dropped.
     background: JoinSet<()>,
 }
 
@@ -101,6 +104,10 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("could not listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let mut background = JoinSet::new();
+        // Every serving process may seal; the lease elects one at a time.
+        let sealer = Arc::new(Sealer::new(store.clone(), config.sealer_lease_ms.millis()));
+        let sealed = Arc::new(Notify::new());
+        background.spawn(sealer.clone().run(SEAL_EVERY, sealed.clone()));
         if !assembly.parts.api() {
             let mut registry = Registry::with_prefix("hotline");
             let metrics = Arc::new(WorkerMetrics::new(&mut registry));
@@ -112,6 +119,7 @@ impl Application {
                 state: None,
                 serving: Serving::Probes { listener, probes },
                 worker: Some(worker),
+                sealer,
                 background,
             });
         }
@@ -144,7 +152,9 @@ impl Application {
             tracing::info!(data_dir = %config.data_dir.display(), "embedded default: SQLite in the data directory");
         }
 
-        let status = Arc::new(status_service(config, &store, &mut background).await?);
+        let status = Arc::new(status_service(config, &store, &mut background).await?.with_sealer(sealer.clone()));
+        // Whichever process sealed, this one's caches read the newly sealed changes at once.
+        background.spawn(follow_each_seal(status.clone(), sealed));
         if assembly.cache_following == CacheFollowing::Background {
             // The first step builds the cache if it is empty; validators are answered from the store meanwhile.
             background.spawn(status.sync.clone().run(config.cache_sync_interval_ms.millis()));
@@ -189,6 +199,7 @@ impl Application {
             state: Some(state.clone()),
             serving: Serving::Api { listener, threads, admin, state },
             worker,
+            sealer,
             background,
         })
     }
@@ -206,7 +217,7 @@ impl Application {
     /// Serves until `stop` completes; then in-flight requests finish, then the
     /// worker settles the batch in hand, each within [`DRAIN_DEADLINE`].
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Application { serving, worker, background, .. } = self;
+        let Application { serving, worker, background, sealer, .. } = self;
         // Held until the end: dropping it stops the sync loops.
         let _background = background;
         let stop_serving = Arc::new(Notify::new());
@@ -247,8 +258,24 @@ impl Application {
                 );
             }
         }
+        // What the drained requests committed is sealed now, and the lease given up for another at once.
+        if let Err(e) = sealer.seal_all().await.and(sealer.release().await) {
+            tracing::warn!(error = e.report(), "could not seal and give up the sealer's lease; it lapses by itself");
+        }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often a process looks for committed records and changes to seal
+/// (and at once when a commit of its own pokes it).
+const SEAL_EVERY: Duration = Duration::from_millis(50);
+
+/// Brings the caches up to the stream each time this process's sealer sealed changes.
+async fn follow_each_seal(status: Arc<StatusService>, sealed: Arc<Notify>) {
+    loop {
+        sealed.notified().await;
+        status.after_seal().await;
     }
 }
 

@@ -96,6 +96,10 @@ pub struct Config {
     pub worker_backoff_cap_ms: Bounded<1, 86_400_000>,
     /// How long the worker waits before looking again when nothing was due (ms).
     pub worker_poll_ms: Bounded<1, 60_000>,
+    /// How long the sealer's lease lasts (ms): one process at a time chains the
+    /// audit log and orders the change stream; another takes over within it
+    /// when that process dies.
+    pub sealer_lease_ms: Bounded<1_000, 3_600_000>,
     /// How long a worker's lease on the events it is sending lasts (ms); a
     /// live worker renews it every third of that, so a dead worker's events
     /// are taken over within about one lease.
@@ -159,6 +163,7 @@ impl Default for Config {
             worker_backoff_cap_ms: Bounded::of(300_000),
             worker_poll_ms: Bounded::of(100),
             worker_lease_ms: Bounded::of(5_000),
+            sealer_lease_ms: Bounded::of(5_000),
             reconcile_interval_s: Bounded::of(300),
             otlp_endpoint: None,
             log: DEFAULT_LOG.into(),

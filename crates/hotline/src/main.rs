@@ -57,6 +57,17 @@ fn configure(cli: &Cli) -> anyhow::Result<(config::Config, telemetry::Telemetry)
     Ok((config, telemetry))
 }
 
+/// Seals what a one-shot command recorded, if no serving process holds the
+/// sealer's lease (one that does seals it within moments); a failure is only
+/// said: the records are committed and the next sealer chains them.
+async fn seal_left_behind(store: &hotline_store::Store, config: &config::Config) {
+    let sealer = hotline_store::Sealer::new(store.clone(), config.sealer_lease_ms.millis());
+    if let Err(e) = sealer.seal_all().await {
+        tracing::warn!(error = e.report(), "could not seal the audit records just written; a running service will");
+    }
+    let _ = sealer.release().await;
+}
+
 /// Builds the application for `parts`, listening where `--listen` says, and serves until SIGTERM or Ctrl-C.
 async fn serve(mut config: config::Config, listen: Option<SocketAddr>, parts: Parts) -> anyhow::Result<ExitCode> {
     if let Some(listen) = listen {
@@ -79,6 +90,7 @@ async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
                 OutboxCommand::RetryDead => {
                     let n = store.retry_dead_letters("operator-cli", chrono::Utc::now()).await?;
                     println!("re-queued {n} dead-lettered events");
+                    seal_left_behind(&store, &config).await;
                 }
                 OutboxCommand::Show => {
                     let summary = store.outbox_summary().await?;
@@ -106,10 +118,14 @@ async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed { holders, samples } => {
-            seed::run(&config, holders, samples.as_deref()).await.map(|()| ExitCode::SUCCESS)
+            seed::run(&config, holders, samples.as_deref()).await?;
+            seal_left_behind(&config.open_store().await?, &config).await;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Registry { command: RegistryCommand::Import { file, on_error, chunk, first_load } } => {
-            registry::import(&config, &file, on_error, chunk as usize, first_load).await
+            let code = registry::import(&config, &file, on_error, chunk as usize, first_load).await?;
+            seal_left_behind(&config.open_store().await?, &config).await;
+            Ok(code)
         }
         Command::Registry { command: RegistryCommand::Generate { holders, out } } => registry::generate(holders, &out),
         Command::Token { command: TokenCommand::Create { role, name } } => {
@@ -127,6 +143,10 @@ async fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
             match report.first_break {
                 None => {
                     println!("audit chain intact: {} records", report.records);
+                    if let Some(oldest) = report.oldest_unsealed {
+                        let age = (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0;
+                        println!("{} more records wait to be sealed, the oldest for {age:.1} s", report.unsealed);
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(b) => {

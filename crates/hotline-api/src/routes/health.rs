@@ -48,6 +48,16 @@ async fn observe_dependencies(state: &AppState) {
     let up = tokio::time::timeout(state.timeouts.ready_probe, state.store.ping()).await.unwrap_or(false);
     m.db_up.set(i64::from(up));
     m.db_synchronous_standbys.set(synchronous_standbys(state).await.unwrap_or(-1));
+    match state.store.within(state.timeouts.ready_probe, state.store.unsealed_audit()).await {
+        Ok((waiting, oldest)) => {
+            m.audit_unsealed.set(waiting);
+            let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+            m.audit_unsealed_oldest_seconds.set(age);
+        }
+        Err(_) => {
+            m.audit_unsealed_oldest_seconds.set(-1.0);
+        }
+    }
     let (entries, bytes) = state.ocsp.cache_size();
     m.ocsp.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     m.ocsp.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));

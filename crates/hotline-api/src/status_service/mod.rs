@@ -9,12 +9,13 @@ mod passing;
 mod reach;
 
 use foldhash::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hotline_cache::{CacheSync, Lookup, NearCache, RevocationCache};
 use hotline_core::{IssuerId, Serial, StatusRecord};
-use hotline_store::Store;
+use hotline_store::{Sealer, Store};
 
 use crate::metrics::Metrics;
 use passing::Passing;
@@ -142,6 +143,8 @@ pub struct StatusService {
     cache_passing: Passing,
     reach: StoreReach,
     listed: ListedMemo,
+    /// This process's sealer: a commit here is visible once it is sealed.
+    sealer: Option<Arc<Sealer>>,
 }
 
 /// What a cache tier could say.
@@ -169,8 +172,15 @@ impl StatusService {
             near_passing: Passing::default(),
             cache_passing: Passing::default(),
             reach: StoreReach::default(),
+            sealer: None,
             listed: ListedMemo { known: quick_cache::sync::Cache::new(LISTED_MEMO_ENTRIES) },
         }
+    }
+
+    /// Seals this process's commits before they are followed ([`Self::after_commit`]).
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// Puts an in-process near-cache in front of the shared cache.
@@ -323,25 +333,42 @@ impl StatusService {
     }
 
     /// Brings the cache up to date right after a commit, so the change is visible
-    /// at once. Failure is not the caller's problem: the change is durable and the
-    /// background sync applies it.
+    /// at once: the commit is sealed into the stream first (by this process's
+    /// sealer, if it holds the lease; many commits share its batch), then
+    /// followed. Failure is not the caller's problem: the change is durable and
+    /// the background sync applies it.
     pub async fn after_commit(&self, metrics: &Metrics) {
-        match tokio::time::timeout(self.settings.post_commit_sync_timeout, self.sync.follow()).await {
-            Ok(Ok(Some(_))) => {}
+        if let Some(sealer) = &self.sealer {
+            sealer.sealed_after_now(self.settings.post_commit_sync_timeout).await;
+        }
+        if !self.follow_now().await {
+            metrics.cache_write_failures.inc();
+        }
+    }
+
+    /// After this process's sealer sealed changes, whoever committed them: its caches follow.
+    pub async fn after_seal(&self) {
+        self.follow_now().await;
+    }
+
+    /// Follows the stream into the shared cache and the near-cache, and wakes
+    /// every instance's near-cache; false if the shared cache could not be updated.
+    async fn follow_now(&self) -> bool {
+        let updated = match tokio::time::timeout(self.settings.post_commit_sync_timeout, self.sync.follow()).await {
             // No marker: the cache is being (re)built, and readers use the store meanwhile.
-            Ok(Ok(None)) => {}
+            Ok(Ok(_)) => true,
             Ok(Err(e)) => {
-                metrics.cache_write_failures.inc();
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "cache update after commit failed; the background sync will apply it"
                 );
+                false
             }
             Err(_) => {
-                metrics.cache_write_failures.inc();
                 tracing::warn!("cache update after commit timed out; the background sync will apply it");
+                false
             }
-        }
+        };
         if let Some(near) = &self.near {
             let _ = tokio::time::timeout(self.settings.post_commit_sync_timeout, near.changed()).await;
         }
@@ -351,6 +378,7 @@ impl StatusService {
         {
             tracing::debug!(error = format!("{e:#}"), "could not publish a cache poke; near-caches will poll");
         }
+        updated
     }
 }
 

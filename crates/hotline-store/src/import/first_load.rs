@@ -277,12 +277,10 @@ impl FirstLoad {
         if revoked == 0 {
             return Ok(0);
         }
-        let head = audit::reserve::<Postgres>(&mut self.tx, revoked as i64).await?;
         sqlx::query(&format!(
-            "INSERT INTO status_changes (position, issuer, serial, status, reason, since)
-             SELECT $1 + row_number() OVER (ORDER BY c.id) - 1, c.issuer, c.serial, c.status, c.reason, $2 {matching}"
+            "INSERT INTO status_changes_pending (issuer, serial, status, reason, since)
+             SELECT c.issuer, c.serial, c.status, c.reason, $1 {matching} ORDER BY c.id"
         ))
-        .bind(head.first_position)
         .bind(&at)
         .execute(&mut *self.tx)
         .await?;
@@ -303,7 +301,7 @@ impl FirstLoad {
             subject: "registry",
             details: details.to_string(),
         };
-        audit::seal::<Postgres>(&mut self.tx, &head, &entry).await?;
+        audit::append_on::<Postgres>(&mut self.tx, &entry, &[]).await?;
         Ok(revoked)
     }
 }
