@@ -15,8 +15,8 @@ use crate::rows::{opt_instant, text};
 /// A certificate's new status, to be given a stream position when it is sealed.
 #[derive(Debug, Clone)]
 pub(crate) struct NewStatusChange {
-    pub issuer: String,
-    pub serial: String,
+    pub issuer: hotline_core::IssuerId,
+    pub serial: hotline_core::Serial,
     pub status: hotline_core::CertificateStatus,
     pub reason: Option<hotline_core::RevocationReason>,
 }

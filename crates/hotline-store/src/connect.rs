@@ -36,6 +36,10 @@ impl Store {
             .with_context(|| "the database URL must start with postgres:// or sqlite: (the URL itself is not shown: it may hold a password)")?;
         let options = AnyPoolOptions::new()
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each use (a round trip per transaction): a connection that
+            // died idle fails its first statement as an outage, which makes the pool drop
+            // every connection as old as it (pool_hygiene) and the write try again.
+            .test_before_acquire(false)
             .before_acquire(pool_hygiene::keep)
             .after_release(pool_hygiene::keep);
         let pool = match backend {

@@ -14,6 +14,7 @@ mod delivery;
 mod error;
 mod idempotency;
 mod identify;
+mod ids;
 mod import;
 mod migrate;
 mod outbox;

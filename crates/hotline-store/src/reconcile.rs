@@ -12,7 +12,9 @@ use sqlx::Row;
 use crate::audit::{self, AuditEntry};
 use crate::changes::snapshot_page;
 use crate::delivery::in_state;
+use crate::ids::CertificateId;
 use crate::outbox::{self, CaChange, ChangedCertificate};
+use crate::rows;
 use crate::rows::{opt_text, opt_word, text, word};
 use crate::{Store, format_instant};
 
@@ -112,8 +114,11 @@ impl Store {
                 return Ok(None);
             }
         };
-        let cert =
-            ChangedCertificate { id: row.try_get("id")?, issuer: text(&row, "issuer")?, serial: text(&row, "serial")? };
+        let cert = ChangedCertificate {
+            id: CertificateId(row.try_get("id")?),
+            issuer: rows::issuer(&row, "issuer")?,
+            serial: rows::serial(&row, "serial")?,
+        };
         let suspension_id = opt_text(&row, "suspension_id")?;
         let event_id = outbox::enqueue(&mut tx, &cert, change, suspension_id.as_deref(), &now).await?;
         if let Some(sid) = &suspension_id {
@@ -124,7 +129,7 @@ impl Store {
                 .await?;
         }
         let details = serde_json::json!({
-            "issuer": cert.issuer, "serial": cert.serial, "action": change.action.as_str(), "why": why,
+            "issuer": cert.issuer.as_str(), "serial": cert.serial.as_str(), "action": change.action.as_str(), "why": why,
         });
         let entry = AuditEntry {
             at: &now,

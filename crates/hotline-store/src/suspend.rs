@@ -2,6 +2,13 @@
 //! what the report covers, hold every certificate still good, and record the
 //! suspension, its outbox events, its audit record and the answer to replay,
 //! all in one commit (invariants 1, 2 and 6).
+//!
+//! Each step is one statement, whatever the number of certificates: the
+//! holder, their card and its certificates are found together, the
+//! certificates held in one update, their links and outbox events written in
+//! one insert each. A suspension is about a dozen round trips, where it was
+//! twenty; none of them waits for a lock another suspension holds, unless
+//! both report the same holder's items.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hotline_core::{
@@ -9,13 +16,14 @@ use hotline_core::{
     SuspensionState,
 };
 use rand::RngCore;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::audit::NewStatusChange;
 use crate::error::bail;
 use crate::idempotency::{self, IdempotencyClaim, Previous, SavedResponse};
-use crate::outbox::{self, CaChange, ChangedCertificate};
-use crate::rows::{opt_text, text};
+use crate::ids::{CardId, CertificateId, HolderId};
+use crate::outbox::{self, CaChange, ChangedCertificate, Event};
+use crate::rows::{issuer, opt_text, serial};
 use crate::{AuditEntry, Store, SuspensionView, audit, format_instant, views};
 
 /// A report the rules accepted, with everything the transaction records.
@@ -57,6 +65,25 @@ pub enum SuspendOutcome {
     NothingToSuspend,
 }
 
+/// What a report covers: the holder, the card if it is a card report, the certificates.
+struct Covered {
+    holder: HolderId,
+    card: Option<CardId>,
+    certificates: Vec<CertificateId>,
+}
+
+/// What holding the covered certificates changed.
+struct Held {
+    certificates: Vec<ChangedCertificate>,
+    card: bool,
+}
+
+impl Held {
+    fn nothing(&self) -> bool {
+        self.certificates.is_empty() && !self.card
+    }
+}
+
 impl Store {
     /// Runs the suspension transaction. `render` turns a `Created` or
     /// `AlreadySuspended` outcome into the answer saved for replay.
@@ -72,120 +99,213 @@ impl Store {
             Previous::Replay(saved) => return abandon(tx, SuspendOutcome::Replay(saved)).await,
             Previous::Reused => return abandon(tx, SuspendOutcome::KeyReused).await,
         }
-        let Some(holder_id) = find_holder(&mut tx, &new.holder, new.date_of_birth).await? else {
-            return abandon(tx, SuspendOutcome::HolderNotFound).await;
+        let covered = match covered(&mut tx, new).await? {
+            Ok(covered) => covered,
+            Err(refused) => return abandon(tx, refused).await,
         };
-        let (card_id, targets) = if new.item.suspends_card() {
-            let Some(card_id) = active_card(&mut tx, holder_id).await? else {
-                return abandon(tx, SuspendOutcome::CardNotFound).await;
-            };
-            (Some(card_id), card_certificates(&mut tx, card_id).await?)
-        } else {
-            let device = new.device_id.as_ref().map(|d| d.as_str()).unwrap_or_default();
-            let targets = smartphone_certificates(&mut tx, holder_id, device).await?;
-            if targets.is_empty() {
-                return abandon(tx, SuspendOutcome::DeviceNotFound).await;
-            }
-            (None, targets)
-        };
-
         let id = uuid::Uuid::now_v7().to_string();
-        let mut held = Vec::with_capacity(targets.len());
-        for &target in &targets {
-            // Conditional: a concurrent report that held this certificate first wins,
-            // and this one sees zero rows instead of holding it twice.
-            let row = sqlx::query(
-                "UPDATE certificates SET status = $1, reason = $2, since = $3, suspension_id = $4
-                  WHERE id = $5 AND status = $6 RETURNING issuer, serial",
-            )
-            .bind(CertificateStatus::Suspended.as_str())
-            .bind(CaChange::HOLD.reason.as_str())
-            .bind(&now)
-            .bind(&id)
-            .bind(target)
-            .bind(CertificateStatus::Good.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                held.push(ChangedCertificate {
-                    id: target,
-                    issuer: text(&row, "issuer")?,
-                    serial: text(&row, "serial")?,
-                });
-            }
-        }
-        let card_held = match card_id {
-            Some(card_id) => {
-                sqlx::query("UPDATE cards SET status = $1, status_since = $2 WHERE id = $3 AND status = $4")
-                    .bind(CardStatus::Suspended.as_str())
-                    .bind(&now)
-                    .bind(card_id)
-                    .bind(CardStatus::Active.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1
-            }
-            None => false,
-        };
-
-        let (outcome, audit_details) = if held.is_empty() && !card_held {
-            let Some(existing) = current_suspension(&mut tx, &targets).await? else {
+        let held = hold(&mut tx, &covered, &id, &now).await?;
+        let outcome = if held.nothing() {
+            // A concurrent report got there first: it holds them, and this one names it.
+            let Some(existing) = current_suspension(&mut tx, &covered.certificates).await? else {
                 return abandon(tx, SuspendOutcome::NothingToSuspend).await;
             };
-            let view = views::load(&mut *tx, &existing)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("suspension {existing} vanished"))?;
-            (SuspendOutcome::AlreadySuspended(view), None)
+            SuspendOutcome::AlreadySuspended(view_of(&mut tx, &existing).await?)
         } else {
-            let details = self.record_suspension(&mut tx, new, &id, holder_id, &held, &now).await?;
-            let view = views::load(&mut *tx, &id).await?.ok_or_else(|| anyhow::anyhow!("suspension {id} vanished"))?;
-            (SuspendOutcome::Created(view), Some(details))
+            let reference = record_suspension(&mut tx, new, &id, &covered, &held, &now).await?;
+            audit_suspension(&mut tx, new, &id, &reference, &covered, &held, &now).await?;
+            SuspendOutcome::Created(view_of(&mut tx, &id).await?)
         };
         idempotency::save(&mut tx, &new.idempotency, &render(&outcome)?).await?;
-        // The append locks the chain's head until commit, so it is the last write.
-        if let Some(details) = audit_details {
-            let entry = AuditEntry {
-                at: &now,
-                actor: &new.operator_token_id,
-                action: "suspension.created",
-                subject: &id,
-                details,
-            };
-            let changes: Vec<NewStatusChange> = held
-                .iter()
-                .map(|c| NewStatusChange {
-                    issuer: c.issuer.clone(),
-                    serial: c.serial.clone(),
-                    status: CertificateStatus::Suspended,
-                    reason: Some(CaChange::HOLD.reason),
-                })
-                .collect();
-            audit::append(&mut tx, &entry, &changes).await?;
-        }
         tx.commit().await.map_err(crate::Error::from_commit)?;
         Ok(outcome)
     }
+}
 
-    /// Inserts the suspension, its certificate links and outbox events; returns the audit details.
-    async fn record_suspension(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        new: &NewSuspension,
-        id: &str,
-        holder_id: i64,
-        held: &[ChangedCertificate],
-        now: &str,
-    ) -> crate::Result<String> {
-        let reference = fresh_reference(tx).await?;
+/// Ends a transaction that changes nothing. An explicit rollback releases its
+/// locks now; a dropped transaction would keep them until sqlx flushes its
+/// queued rollback, and meanwhile SQLite refuses other writers outright.
+pub(crate) async fn abandon<T>(tx: Transaction<'static, Any>, outcome: T) -> crate::Result<T> {
+    tx.rollback().await?;
+    Ok(outcome)
+}
+
+/// The holder with this fingerprint and date of birth, matched together, so
+/// a caller never learns which one was wrong.
+pub(crate) async fn find_holder(
+    tx: &mut Transaction<'static, Any>,
+    holder: &HolderFingerprint,
+    date_of_birth: NaiveDate,
+) -> crate::Result<Option<i64>> {
+    let id = sqlx::query_scalar("SELECT id FROM holders WHERE number_hmac = $1 AND date_of_birth = $2")
+        .bind(holder.as_str())
+        .bind(date_of_birth.format("%Y-%m-%d").to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+/// What the report covers, found in one statement, or why nothing is.
+async fn covered(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewSuspension,
+) -> crate::Result<Result<Covered, SuspendOutcome>> {
+    let dob = new.date_of_birth.format("%Y-%m-%d").to_string();
+    let rows = if new.item.suspends_card() {
+        // The holder's newest card that is not revoked, and its certificates.
         sqlx::query(
+            "SELECT h.id AS holder_id, c.id AS card_id, t.id AS certificate_id FROM holders h
+               LEFT JOIN cards c ON c.id = (SELECT id FROM cards WHERE holder_id = h.id AND status <> $3
+                                            ORDER BY id DESC LIMIT 1)
+               LEFT JOIN certificates t ON t.card_id = c.id
+              WHERE h.number_hmac = $1 AND h.date_of_birth = $2 ORDER BY t.id",
+        )
+        .bind(new.holder.as_str())
+        .bind(&dob)
+        .bind(CardStatus::Revoked.as_str())
+        .fetch_all(&mut **tx)
+        .await?
+    } else {
+        let device = new.device_id.as_ref().map(|d| d.as_str()).unwrap_or_default();
+        sqlx::query(
+            "SELECT h.id AS holder_id, NULL AS card_id, t.id AS certificate_id FROM holders h
+               LEFT JOIN certificates t ON t.holder_id = h.id AND t.medium = $3 AND t.device_id = $4
+              WHERE h.number_hmac = $1 AND h.date_of_birth = $2 ORDER BY t.id",
+        )
+        .bind(new.holder.as_str())
+        .bind(&dob)
+        .bind(Medium::Smartphone.as_str())
+        .bind(device)
+        .fetch_all(&mut **tx)
+        .await?
+    };
+    let Some(first) = rows.first() else { return Ok(Err(SuspendOutcome::HolderNotFound)) };
+    let holder = HolderId(first.try_get("holder_id")?);
+    let card = first.try_get::<Option<i64>, _>("card_id")?.map(CardId);
+    let mut certificates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(id) = row.try_get::<Option<i64>, _>("certificate_id")? {
+            certificates.push(CertificateId(id));
+        }
+    }
+    Ok(match (new.item.suspends_card(), card, certificates.is_empty()) {
+        (true, None, _) => Err(SuspendOutcome::CardNotFound),
+        (false, _, true) => Err(SuspendOutcome::DeviceNotFound),
+        _ => Ok(Covered { holder, card, certificates }),
+    })
+}
+
+/// `$first, $first+1, …`: `n` placeholders for an `IN (…)` list.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Holds every covered certificate still good, in one conditional update (a
+/// concurrent report that held one first wins it, and this one does not),
+/// and the card if it is active.
+async fn hold(tx: &mut Transaction<'static, Any>, covered: &Covered, id: &str, now: &str) -> crate::Result<Held> {
+    let certificates = hold_certificates(tx, &covered.certificates, id, now).await?;
+    let card = match covered.card {
+        Some(card) => {
+            sqlx::query("UPDATE cards SET status = $1, status_since = $2 WHERE id = $3 AND status = $4")
+                .bind(CardStatus::Suspended.as_str())
+                .bind(now)
+                .bind(card.0)
+                .bind(CardStatus::Active.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                == 1
+        }
+        None => false,
+    };
+    Ok(Held { certificates, card })
+}
+
+/// The certificates of `covered` that were good, now held by suspension `id`, in id order.
+async fn hold_certificates(
+    tx: &mut Transaction<'static, Any>,
+    covered: &[CertificateId],
+    id: &str,
+    now: &str,
+) -> crate::Result<Vec<ChangedCertificate>> {
+    if covered.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE certificates SET status = $1, reason = $2, since = $3, suspension_id = $4
+          WHERE status = $5 AND id IN ({}) RETURNING id, issuer, serial",
+        placeholders(6, covered.len())
+    );
+    let mut update = sqlx::query(&sql)
+        .bind(CertificateStatus::Suspended.as_str())
+        .bind(CaChange::HOLD.reason.as_str())
+        .bind(now)
+        .bind(id)
+        .bind(CertificateStatus::Good.as_str());
+    for certificate in covered {
+        update = update.bind(certificate.0);
+    }
+    let mut certificates = Vec::with_capacity(covered.len());
+    for row in update.fetch_all(&mut **tx).await? {
+        let id = CertificateId(row.try_get("id")?);
+        certificates.push(ChangedCertificate { id, issuer: issuer(&row, "issuer")?, serial: serial(&row, "serial")? });
+    }
+    certificates.sort_by_key(|c| c.id);
+    Ok(certificates)
+}
+
+/// Inserts the suspension under a reference no other has, its certificate
+/// links and its outbox events; returns the reference.
+async fn record_suspension(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewSuspension,
+    id: &str,
+    covered: &Covered,
+    held: &Held,
+    now: &str,
+) -> crate::Result<String> {
+    let reference = insert_suspension(tx, new, id, covered.holder, now).await?;
+    if !held.certificates.is_empty() {
+        let sql = format!(
+            "INSERT INTO suspension_certificates (suspension_id, certificate_id) VALUES {}",
+            (0..held.certificates.len()).map(|i| format!("($1, ${})", i + 2)).collect::<Vec<_>>().join(", ")
+        );
+        let mut links = sqlx::query(&sql).bind(id);
+        for certificate in &held.certificates {
+            links = links.bind(certificate.id.0);
+        }
+        links.execute(&mut **tx).await?;
+        let events: Vec<Event<'_>> =
+            held.certificates.iter().map(|certificate| Event { certificate, change: CaChange::HOLD }).collect();
+        outbox::enqueue_all(tx, &events, Some(id), now).await?;
+    }
+    Ok(reference)
+}
+
+/// The suspension's row under a fresh reference. Collisions of 40 random
+/// bits are rare but not negligible over a national registry's lifetime: a
+/// reference taken already inserts nothing, and another is drawn.
+async fn insert_suspension(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewSuspension,
+    id: &str,
+    holder: HolderId,
+    now: &str,
+) -> crate::Result<String> {
+    for _ in 0..8 {
+        let mut bytes = [0u8; 5];
+        rand::rng().fill_bytes(&mut bytes);
+        let reference = hotline_core::Reference::from_random(bytes).to_string();
+        let inserted = sqlx::query(
             "INSERT INTO suspensions (id, reference, holder_id, item, cause, language, call_id, device_id,
                  police_report_number, operator_token_id, rules_version, mode, decided_at, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (reference) DO NOTHING",
         )
         .bind(id)
         .bind(&reference)
-        .bind(holder_id)
+        .bind(holder.0)
         .bind(new.item.as_str())
         .bind(new.cause.as_str())
         .bind(new.language.as_str())
@@ -198,108 +318,80 @@ impl Store {
         .bind(now)
         .bind(SuspensionState::Suspended.as_str())
         .execute(&mut **tx)
-        .await?;
-        for cert in held {
-            sqlx::query("INSERT INTO suspension_certificates (suspension_id, certificate_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(cert.id)
-                .execute(&mut **tx)
-                .await?;
-            outbox::enqueue(tx, cert, CaChange::HOLD, Some(id), now).await?;
-        }
-        let details = serde_json::json!({
-            "reference": reference,
-            "holder_id": holder_id,
-            "item": new.item.as_str(),
-            "cause": new.cause.as_str(),
-            "language": new.language.as_str(),
-            "call_id": new.call_id.as_str(),
-            "rules_version": new.rules_version,
-            "mode": new.mode.as_str(),
-            "certificates": held.iter().map(|c| serde_json::json!({"issuer": c.issuer, "serial": c.serial})).collect::<Vec<_>>(),
-        });
-        Ok(details.to_string())
-    }
-}
-
-/// Ends a transaction that changes nothing. An explicit rollback releases its
-/// locks now; a dropped transaction would keep them until sqlx flushes its
-/// queued rollback, and meanwhile SQLite refuses other writers outright.
-pub(crate) async fn abandon<T>(tx: Transaction<'static, Any>, outcome: T) -> crate::Result<T> {
-    tx.rollback().await?;
-    Ok(outcome)
-}
-
-pub(crate) async fn find_holder(
-    tx: &mut Transaction<'static, Any>,
-    holder: &HolderFingerprint,
-    date_of_birth: NaiveDate,
-) -> crate::Result<Option<i64>> {
-    // Number and date of birth are matched together, so a caller never learns which one was wrong.
-    let id = sqlx::query_scalar("SELECT id FROM holders WHERE number_hmac = $1 AND date_of_birth = $2")
-        .bind(holder.as_str())
-        .bind(date_of_birth.format("%Y-%m-%d").to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(id)
-}
-
-async fn active_card(tx: &mut Transaction<'static, Any>, holder_id: i64) -> crate::Result<Option<i64>> {
-    let id = sqlx::query_scalar("SELECT id FROM cards WHERE holder_id = $1 AND status <> $2 ORDER BY id DESC LIMIT 1")
-        .bind(holder_id)
-        .bind(CardStatus::Revoked.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(id)
-}
-
-/// The ids of a card's certificates.
-async fn card_certificates(tx: &mut Transaction<'static, Any>, card_id: i64) -> crate::Result<Vec<i64>> {
-    let sql = "SELECT id FROM certificates WHERE card_id = $1 ORDER BY id";
-    Ok(sqlx::query_scalar(sql).bind(card_id).fetch_all(&mut **tx).await?)
-}
-
-/// The ids of the certificates on one of the holder's smartphones.
-async fn smartphone_certificates(
-    tx: &mut Transaction<'static, Any>,
-    holder_id: i64,
-    device_id: &str,
-) -> crate::Result<Vec<i64>> {
-    let sql = "SELECT id FROM certificates WHERE holder_id = $1 AND medium = $2 AND device_id = $3 ORDER BY id";
-    let query = sqlx::query_scalar(sql).bind(holder_id).bind(Medium::Smartphone.as_str()).bind(device_id);
-    Ok(query.fetch_all(&mut **tx).await?)
-}
-
-/// The suspension holding any of these certificates now (read after the
-/// conditional updates, so it sees a concurrent suspension that committed first).
-async fn current_suspension(tx: &mut Transaction<'static, Any>, targets: &[i64]) -> crate::Result<Option<String>> {
-    for &target in targets {
-        let row = sqlx::query("SELECT suspension_id FROM certificates WHERE id = $1 AND status = $2")
-            .bind(target)
-            .bind(CertificateStatus::Suspended.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(sid) = row.map(|r| opt_text(&r, "suspension_id")).transpose()?.flatten() {
-            return Ok(Some(sid));
-        }
-    }
-    Ok(None)
-}
-
-/// A reference no other suspension has. Collisions of 40 random bits are rare
-/// but not negligible over a national registry's lifetime, so they are retried.
-async fn fresh_reference(tx: &mut Transaction<'static, Any>) -> crate::Result<String> {
-    for _ in 0..8 {
-        let mut bytes = [0u8; 5];
-        rand::rng().fill_bytes(&mut bytes);
-        let candidate = hotline_core::Reference::from_random(bytes).to_string();
-        let taken: Option<String> = sqlx::query_scalar("SELECT reference FROM suspensions WHERE reference = $1")
-            .bind(&candidate)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if taken.is_none() {
-            return Ok(candidate);
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(reference);
         }
     }
     bail!("could not find a free reference in 8 draws")
+}
+
+/// The audit record of a new suspension and the stream's changes it covers.
+async fn audit_suspension(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewSuspension,
+    id: &str,
+    reference: &str,
+    covered: &Covered,
+    held: &Held,
+    now: &str,
+) -> crate::Result<()> {
+    let details = serde_json::json!({
+        "reference": reference,
+        "holder_id": covered.holder.0,
+        "item": new.item.as_str(),
+        "cause": new.cause.as_str(),
+        "language": new.language.as_str(),
+        "call_id": new.call_id.as_str(),
+        "rules_version": new.rules_version,
+        "mode": new.mode.as_str(),
+        "certificates": held.certificates.iter()
+            .map(|c| serde_json::json!({"issuer": c.issuer.as_str(), "serial": c.serial.as_str()}))
+            .collect::<Vec<_>>(),
+    });
+    let entry = AuditEntry {
+        at: now,
+        actor: &new.operator_token_id,
+        action: "suspension.created",
+        subject: id,
+        details: details.to_string(),
+    };
+    let changes: Vec<NewStatusChange> = held
+        .certificates
+        .iter()
+        .map(|c| NewStatusChange {
+            issuer: c.issuer.clone(),
+            serial: c.serial.clone(),
+            status: CertificateStatus::Suspended,
+            reason: Some(CaChange::HOLD.reason),
+        })
+        .collect();
+    audit::append(tx, &entry, &changes).await
+}
+
+async fn view_of(tx: &mut Transaction<'static, Any>, id: &str) -> crate::Result<SuspensionView> {
+    views::load(&mut **tx, id).await?.ok_or_else(|| crate::error::unexpected!("suspension {id} vanished"))
+}
+
+/// The suspension holding any of these certificates now (read after the
+/// conditional update, so it sees a concurrent suspension that committed first).
+async fn current_suspension(
+    tx: &mut Transaction<'static, Any>,
+    certificates: &[CertificateId],
+) -> crate::Result<Option<String>> {
+    if certificates.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT suspension_id FROM certificates WHERE status = $1 AND suspension_id IS NOT NULL AND id IN ({})
+          ORDER BY id LIMIT 1",
+        placeholders(2, certificates.len())
+    );
+    let mut query = sqlx::query(&sql).bind(CertificateStatus::Suspended.as_str());
+    for certificate in certificates {
+        query = query.bind(certificate.0);
+    }
+    let row = query.fetch_optional(&mut **tx).await?;
+    Ok(row.map(|r| opt_text(&r, "suspension_id")).transpose()?.flatten())
 }

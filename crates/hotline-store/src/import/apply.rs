@@ -11,6 +11,7 @@ use super::plan::{self, Plan};
 use super::state::{self, Holder};
 use super::{ImportRecord, ImportRun, Stance};
 use crate::audit::{self, AuditEntry, NewStatusChange};
+use crate::ids::CertificateId;
 use crate::outbox::{self, CaChange, ChangedCertificate};
 use crate::suspend::abandon;
 use crate::{Store, format_instant};
@@ -69,7 +70,7 @@ impl Store {
             .await?;
             // Registered and revoked in one step: issued and revoked on the issuing side since the last file.
             if let Stance::Revoked(reason) = c.stance {
-                revoke.insert(id, (c.issuer.to_string(), c.serial.to_string(), reason));
+                revoke.insert(id, (c.issuer.clone(), c.serial.clone(), reason));
             }
             registered.push(serde_json::json!({"issuer": c.issuer.as_str(), "serial": c.serial.as_str()}));
         }
@@ -85,11 +86,11 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            let changed = ChangedCertificate { id, issuer, serial };
+            let changed = ChangedCertificate { id: CertificateId(id), issuer, serial };
             outbox::enqueue(&mut tx, &changed, CaChange::revoke(reason), None, &at).await?;
-            revoked.push(
-                serde_json::json!({"issuer": changed.issuer, "serial": changed.serial, "reason": reason.as_str()}),
-            );
+            revoked.push(serde_json::json!({
+                "issuer": changed.issuer.as_str(), "serial": changed.serial.as_str(), "reason": reason.as_str(),
+            }));
             stream.push(NewStatusChange {
                 issuer: changed.issuer,
                 serial: changed.serial,

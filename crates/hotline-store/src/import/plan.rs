@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hotline_core::{CertificateStatus, DeviceId, Medium, RevocationReason};
+use hotline_core::{CertificateStatus, DeviceId, IssuerId, Medium, RevocationReason, Serial};
 
 use super::state::{Held, Holder};
 use super::{ImportCertificate, ImportRecord, Stance};
@@ -24,7 +24,7 @@ pub(super) struct Plan {
     /// Certificates to register, with the smartphone they are on (none: the card).
     pub register: Vec<(ImportCertificate, Option<DeviceId>)>,
     /// Registered certificates to revoke (by id), with the reason.
-    pub revoke: BTreeMap<i64, (String, String, RevocationReason)>,
+    pub revoke: BTreeMap<i64, (IssuerId, Serial, RevocationReason)>,
 }
 
 impl Plan {
@@ -103,8 +103,7 @@ pub(super) fn plan(
             |h: &&Held| h.medium == Medium::Card && h.card_id.is_some() && h.card_id == holder.current_card;
         plan.new_card = !card.is_empty()
             && !card.iter().any(|c| held.get(&(c.issuer.as_str(), c.serial.as_str())).is_some_and(on_current));
-        let listed_on_card =
-            |h: &Held| card.iter().any(|c| c.issuer.as_str() == h.issuer && c.serial.as_str() == h.serial);
+        let listed_on_card = |h: &Held| card.iter().any(|c| c.issuer == h.issuer && c.serial == h.serial);
         for h in holder.certificates.iter().filter(|h| h.medium == Medium::Card) {
             if !listed_on_card(h) {
                 plan.supersede(h);
@@ -115,7 +114,7 @@ pub(super) fn plan(
         for h in holder.certificates.iter().filter(|h| h.medium == Medium::Smartphone) {
             let listed = phones.iter().any(|p| {
                 h.device_id.as_deref() == Some(p.device_id.as_str())
-                    && p.certificates.iter().any(|c| c.issuer.as_str() == h.issuer && c.serial.as_str() == h.serial)
+                    && p.certificates.iter().any(|c| c.issuer == h.issuer && c.serial == h.serial)
             });
             if !listed {
                 plan.supersede(h);
@@ -147,7 +146,15 @@ mod tests {
             Ok(card) => (Medium::Card, Some(card), None),
             Err(device) => (Medium::Smartphone, None, Some(device.to_owned())),
         };
-        Held { id, issuer: issuer.into(), serial: serial.into(), medium, card_id, device_id, status }
+        Held {
+            id,
+            issuer: IssuerId::parse(issuer).unwrap(),
+            serial: Serial::parse(serial).unwrap(),
+            medium,
+            card_id,
+            device_id,
+            status,
+        }
     }
 
     fn record(card: Option<Vec<ImportCertificate>>, smartphones: Option<Vec<ImportSmartphone>>) -> ImportRecord {
@@ -172,7 +179,7 @@ mod tests {
     }
 
     fn owned(certificates: &[Held]) -> HashMap<(String, String), i64> {
-        certificates.iter().map(|h| ((h.issuer.clone(), h.serial.clone()), 7)).collect()
+        certificates.iter().map(|h| ((h.issuer.as_str().to_owned(), h.serial.as_str().to_owned()), 7)).collect()
     }
 
     const GOOD: CertificateStatus = CertificateStatus::Good;

@@ -18,8 +18,8 @@ const KEYS_PER_QUERY: usize = 400;
 #[derive(Debug, Clone)]
 pub(super) struct Held {
     pub id: i64,
-    pub issuer: String,
-    pub serial: String,
+    pub issuer: hotline_core::IssuerId,
+    pub serial: hotline_core::Serial,
     pub medium: Medium,
     pub card_id: Option<i64>,
     pub device_id: Option<String>,
@@ -108,7 +108,7 @@ pub(super) async fn read(
             record
                 .certificates()
                 .map(|c| (c.issuer.as_str(), c.serial.as_str()))
-                .filter(|(i, s)| !held.iter().any(|h| h.issuer == *i && h.serial == *s)),
+                .filter(|(i, s)| !held.iter().any(|h| h.issuer.as_str() == *i && h.serial.as_str() == *s)),
         );
     }
     for chunk in keys.chunks(KEYS_PER_QUERY) {
@@ -142,8 +142,8 @@ async fn read_holdings(conn: &mut AnyConnection, ids: &[i64], registry: &mut Reg
         let holder: i64 = row.try_get("holder_id")?;
         registry.held.entry(holder).or_default().push(Held {
             id: row.try_get("id")?,
-            issuer: text(&row, "issuer")?,
-            serial: text(&row, "serial")?,
+            issuer: crate::rows::issuer(&row, "issuer")?,
+            serial: crate::rows::serial(&row, "serial")?,
             medium: word(&row, "medium")?,
             card_id: row.try_get("card_id")?,
             device_id: opt_text(&row, "device_id")?,
