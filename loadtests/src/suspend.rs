@@ -34,6 +34,12 @@ pub struct Args {
     /// Seconds pgbench runs for the ceiling.
     #[arg(long, default_value_t = 15)]
     pgbench_seconds: u32,
+    /// What the measured process runs: `serve` (the API, the CA sync worker
+    /// delivering every suspension to an in-process CA meanwhile, as the
+    /// embedded default does), or `api` (the API alone, its outbox left for a
+    /// worker elsewhere: the suspension's own path, like for like with pgbench).
+    #[arg(long, default_value = "serve", value_parser = ["serve", "api"])]
+    role: String,
 }
 
 async fn hotline(args: &Args, db: &str, cli: &[&str]) -> anyhow::Result<String> {
@@ -69,7 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let port = free_port()?;
     let mut server = crate::common::hotline_command(&args.target.hotline)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([args.role.as_str(), "--listen", &format!("127.0.0.1:{port}")])
         .env("HOTLINE_DATABASE_URL", &db)
         .env("HOTLINE_PII_KEY", KEY)
         .stdout(Stdio::null())
@@ -133,7 +139,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let rate = measured.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "POST /v1/suspensions on PostgreSQL, {} requests, concurrency {}, items: {}, registry of {} holders",
+        "POST /v1/suspensions on PostgreSQL (hotline {}), {} requests, concurrency {}, items: {}, registry of {} holders",
+        args.role,
         measured.len(),
         args.concurrency,
         if night { "smartphone" } else { "card" },
